@@ -33,9 +33,16 @@
 #define QIAO_MSGID_LEN 16
 #define QIAO_HASH_LEN 32
 
-/* Command codes (frame 0, byte 5).  0x01 is the signed envelope. */
+/* Command codes (frame 0, byte 5).  0x01 is the signed envelope; the
+ * others are control commands (docs/protocol.md, "Control commands"). */
 enum qiao_cmd {
-	QIAO_CMD_ENVELOPE = 0x01,
+	QIAO_CMD_ENVELOPE = 0x01,  /* [cmd][header][signature][body], both ways */
+	QIAO_CMD_READY = 0x02,     /* [cmd][Ready], adapter -> gateway */
+	QIAO_CMD_WELCOME = 0x03,   /* [cmd][Welcome], gateway -> adapter */
+	QIAO_CMD_HEARTBEAT = 0x04, /* [cmd], both ways */
+	QIAO_CMD_BYE = 0x05,       /* [cmd], both ways: orderly disconnect */
+	QIAO_CMD_DIRECTORY = 0x06, /* [cmd][Directory], gateway -> adapter */
+	QIAO_CMD_NOTICE = 0x07,    /* [cmd][ErrorReply], gateway -> adapter */
 };
 
 /* Field limits enforced by qiao_envelope_open(). */

@@ -25,6 +25,7 @@
 
 #include "audit.pb-c.h"
 #include "bank.pb-c.h"
+#include "control.pb-c.h"
 #include "credit.pb-c.h"
 #include "envelope.pb-c.h"
 #include "housing.pb-c.h"
@@ -42,6 +43,12 @@ static const ProtobufCMessageDescriptor *const s_all[] = {
 	&qiao__v1__header__descriptor,
 	&qiao__v1__error_reply__descriptor,
 	&qiao__v1__empty__descriptor,
+	/* control.proto */
+	&qiao__v1__ready__descriptor,
+	&qiao__v1__refused_service__descriptor,
+	&qiao__v1__member_key__descriptor,
+	&qiao__v1__welcome__descriptor,
+	&qiao__v1__directory__descriptor,
 	/* identity.proto */
 	&qiao__v1__member_id__descriptor,
 	&qiao__v1__service_id__descriptor,
