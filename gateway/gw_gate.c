@@ -1,0 +1,2149 @@
+/*
+ * gw_gate.c - the gateway reactor (see gw_gate.h for the life of a message).
+ *
+ * Threads: the reactor (this file, everything that touches sockets and the
+ * connection table), `verify_threads` verify workers (gw_verify_*), and the
+ * store's group-commit writer.  Jobs go reactor -> verify queue -> reactor
+ * mailbox -> group commit -> reactor mailbox; the reactor counts what it has
+ * handed out, so both queues are bounded by limits.max_pending.
+ */
+#include "gw_gate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "control.pb-c.h"
+#include "envelope.pb-c.h"
+#include "gw_log.h"
+#include "gw_map.h"
+#include "gw_mbox.h"
+#include "gw_policy.h"
+#include "identity.pb-c.h"
+#include "qiao_envelope.h"
+#include "qiao_err.h"
+#include "qiao_keys.h"
+#include "qiao_store.h"
+
+#define RID_MAX 32          /* ROUTER routing ids are 5 bytes; peers may set up to 255: refused above 32 */
+#define READY_MAX_SERVICES 64
+#define REPLAY_TYPE 0x5250  /* record type of table "replay" ("RP") */
+#define SWEEP_EVERY_MS 10000
+#define ADMIN_MAX 1048576
+
+/* Names of the services the gateway answers itself (discovery). */
+#define SVC_LIST "list-services.v1"
+#define SVC_ALLOWED "allowed-services.v1"
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int64_t s_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 16-byte key for strings longer than a gw_map key. */
+static void s_key16(const char *s, uint8_t out[16])
+{
+	crypto_generichash(out, 16, (const unsigned char *)s, strlen(s), NULL, 0);
+}
+
+static const char *s_code_name(int code)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&qiao__v1__error_code__descriptor, code);
+	return v ? v->name : "UNKNOWN";
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+struct conn;
+
+/* One service id and the connections that offer it now. */
+struct slot {
+	char id[QIAO_MAX_SERVICE + 1];
+	struct conn **v;
+	size_t n, cap;
+	size_t rr; /* round-robin start */
+};
+
+struct conn {
+	uint8_t rid[RID_MAX];
+	size_t rid_len;
+	char member[QIAO_MEMBER_MAX]; /* as authenticated by ZAP */
+	char peer[64];                /* Peer-Address, for logs */
+	char instance[65], sdk[65];
+	int ready, bye;
+	uint32_t cap;                 /* requests routed to it at once */
+	uint32_t inflight;            /* routed to it, not yet answered */
+	uint64_t served;
+	int64_t last_recv, last_send; /* monotonic ms */
+	int64_t since_ms;             /* wall clock, connected */
+	char **svcs;                  /* accepted full service ids */
+	size_t nsvcs;
+	struct conn *prev, *next;
+};
+
+/* Per consumer member: requests in flight (limits.max_inflight_per_member). */
+struct mcount {
+	char member[QIAO_MEMBER_MAX];
+	unsigned n;
+};
+
+enum job_kind { JOB_ENVELOPE = 1 };
+enum job_stage { ST_VERIFY = 1, ST_VERIFIED, ST_COMMITTED };
+
+struct gw_gate;
+
+/* An envelope on its way through the gateway. */
+struct job {
+	struct gw_item link;          /* first: the mailboxes' item */
+	struct gw_gate *g;
+	int stage;
+	int rc;                       /* verify or commit result */
+	qiao_envelope_t *env;
+	uint8_t rid[RID_MAX];         /* the connection it came from */
+	size_t rid_len;
+	char member[QIAO_MEMBER_MAX]; /* its authenticated member */
+	uint8_t pk[32];               /* key to verify with */
+	int64_t expires_ms;           /* replay record expiry */
+	qiao_table_t *replay;
+	/* REQUEST, after the routing decision */
+	const char *svc_id;           /* points into the config of the decision; re-resolved after commit */
+	char service[QIAO_MAX_SERVICE + 1];
+	int idempotent;
+	int64_t deadline_ms;
+	/* RESPONSE/ERROR: the pending request it answers */
+	uint8_t reply_to[QIAO_MSGID_LEN];
+};
+
+/* A request routed to a provider, awaiting its answer. */
+struct pend {
+	uint8_t msgid[QIAO_MSGID_LEN];
+	qiao_envelope_t *req;         /* kept for retries and for gateway errors */
+	uint8_t req_hash[QIAO_HASH_LEN];
+	uint8_t rrid[RID_MAX];        /* requester connection */
+	size_t rrid_len;
+	char requester[QIAO_MEMBER_MAX];
+	struct conn *prov;            /* NULL once the provider is gone */
+	char service[QIAO_MAX_SERVICE + 1];
+	int idempotent;
+	unsigned tries;
+	int64_t deadline_ms;          /* wall clock */
+	size_t heap_i;
+	int answering;                /* an answer is being committed */
+};
+
+struct counters {
+	uint64_t received, requests, responses, errors_forwarded, events;
+	uint64_t refused[32];         /* by ErrorCode */
+	uint64_t notices, zap_ok, zap_refused, timeouts, provider_gone, retries;
+	uint64_t bad_signatures, replays, dropped_sends, late_answers, reloads, reload_failures;
+	uint64_t commit_failures;
+};
+
+struct gw_gate {
+	struct gw_config *cfg;
+	qiao_keys_t *keys;
+	struct qiao_wire_limits wl;
+	void *ctx, *router, *zap;
+	int admin_fd;
+	char admin_path[108];
+	qiao_store_t *st;
+	qiao_table_t *replay_tbl;
+	qiao_gc_t *gc;
+	gw_mbox_t *vq;                /* to the verify threads */
+	gw_mbox_t *rq;                /* back to the reactor */
+	pthread_t *vthreads;
+	unsigned nvthreads;
+	atomic_uint vqueued;
+	unsigned outstanding;         /* jobs handed to verify or commit */
+	gw_map_t *conns;              /* rid -> conn */
+	struct conn *conn_list;
+	size_t nconns;
+	gw_map_t *slots;              /* key16(service id) -> slot */
+	gw_map_t *mcounts;            /* key16(member) -> mcount */
+	gw_map_t *pending;            /* msgid -> pend */
+	struct pend **heap;           /* by deadline */
+	size_t nheap, capheap;
+	gw_map_t *recent;             /* msgid -> (void*)1: ids accepted, not yet durable */
+	int draining;
+	int64_t started_ms;
+	int64_t next_sweep;
+	struct counters c;
+};
+
+/* ---- deadline heap -------------------------------------------------------- */
+
+static void s_heap_swap(gw_gate_t *g, size_t i, size_t j)
+{
+	struct pend *t = g->heap[i];
+	g->heap[i] = g->heap[j];
+	g->heap[j] = t;
+	g->heap[i]->heap_i = i;
+	g->heap[j]->heap_i = j;
+}
+
+static void s_heap_up(gw_gate_t *g, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (g->heap[p]->deadline_ms <= g->heap[i]->deadline_ms)
+			break;
+		s_heap_swap(g, i, p);
+		i = p;
+	}
+}
+
+static void s_heap_down(gw_gate_t *g, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < g->nheap && g->heap[l]->deadline_ms < g->heap[m]->deadline_ms)
+			m = l;
+		if (r < g->nheap && g->heap[r]->deadline_ms < g->heap[m]->deadline_ms)
+			m = r;
+		if (m == i)
+			return;
+		s_heap_swap(g, i, m);
+		i = m;
+	}
+}
+
+static int s_heap_push(gw_gate_t *g, struct pend *p)
+{
+	if (g->nheap == g->capheap) {
+		size_t nc = g->capheap ? 2 * g->capheap : 256;
+		struct pend **nh = realloc(g->heap, nc * sizeof *nh);
+		if (!nh)
+			return QIAO_ENOMEM;
+		g->heap = nh;
+		g->capheap = nc;
+	}
+	p->heap_i = g->nheap;
+	g->heap[g->nheap++] = p;
+	s_heap_up(g, p->heap_i);
+	return 0;
+}
+
+static void s_heap_remove(gw_gate_t *g, struct pend *p)
+{
+	size_t i = p->heap_i;
+	if (i >= g->nheap || g->heap[i] != p)
+		return;
+	g->nheap--;
+	if (i != g->nheap) {
+		g->heap[i] = g->heap[g->nheap];
+		g->heap[i]->heap_i = i;
+		s_heap_down(g, i);
+		s_heap_up(g, i);
+	}
+}
+
+/* ---- member counters ------------------------------------------------------ */
+
+static struct mcount *s_mcount(gw_gate_t *g, const char *member, int create)
+{
+	uint8_t k[16];
+	s_key16(member, k);
+	struct mcount *m = gw_map_get(g->mcounts, k, 16);
+	if (m || !create)
+		return m;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return NULL;
+	snprintf(m->member, sizeof m->member, "%s", member);
+	if (gw_map_put(g->mcounts, k, 16, m) != 0) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+/* Send frames to a connection; never blocks.  0, or -1 when the peer is gone
+ * or its queue is full (counted, logged at debug). */
+static int s_send(gw_gate_t *g, const uint8_t *rid, size_t rid_len, const struct qiao_frame *f, size_t n)
+{
+	if (zmq_send(g->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if (zmq_send(g->router, f[i].data, f[i].len, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
+			goto fail; /* libzmq sends a multipart message whole or not at all */
+	struct conn *c = gw_map_get(g->conns, rid, rid_len);
+	if (c)
+		c->last_send = s_mono_ms();
+	return 0;
+fail:
+	g->c.dropped_sends++;
+	log_debug("send.failed reason=\"%s\"", zmq_strerror(errno));
+	return -1;
+}
+
+static void s_send_cmd(gw_gate_t *g, const uint8_t *rid, size_t rid_len, uint8_t cmd, const void *pb, size_t pblen)
+{
+	uint8_t c[QIAO_CMD_LEN];
+	qiao_cmd_make(cmd, c);
+	struct qiao_frame f[2] = {{c, sizeof c}, {pb, pblen}};
+	(void)s_send(g, rid, rid_len, f, pb ? 2 : 1);
+}
+
+static void s_notice(gw_gate_t *g, const uint8_t *rid, size_t rid_len, int code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void s_notice(gw_gate_t *g, const uint8_t *rid, size_t rid_len, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	Qiao__V1__ErrorReply e = QIAO__V1__ERROR_REPLY__INIT;
+	e.code = (Qiao__V1__ErrorCode)code;
+	e.message = msg;
+	e.origin = (char *)gw_config_gateway(g->cfg)->member;
+	uint8_t buf[1024];
+	size_t n = qiao__v1__error_reply__get_packed_size(&e);
+	if (n > sizeof buf)
+		return;
+	qiao__v1__error_reply__pack(&e, buf);
+	g->c.notices++;
+	s_send_cmd(g, rid, rid_len, QIAO_CMD_NOTICE, buf, n);
+}
+
+/*
+ * Answer `req` with an ERROR signed by the gateway, sent to the connection
+ * rid (whose authenticated member becomes the recipient).  Falls back to a
+ * NOTICE when the request's fields are too broken to be answered.
+ */
+static void s_error(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
+		    const char *recipient, int code, const char *field, const char *missing_rule,
+		    uint32_t retry_after_ms, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
+static void s_error(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
+		    const char *recipient, int code, const char *field, const char *missing_rule,
+		    uint32_t retry_after_ms, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (code > 0 && code < 32)
+		g->c.refused[code]++;
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	Qiao__V1__ErrorReply e = QIAO__V1__ERROR_REPLY__INIT;
+	e.code = (Qiao__V1__ErrorCode)code;
+	e.message = msg;
+	e.field = (char *)(field ? field : "");
+	e.missing_rule = (char *)(missing_rule ? missing_rule : "");
+	e.retry_after_ms = retry_after_ms;
+	e.origin = (char *)gwm;
+	size_t blen = qiao__v1__error_reply__get_packed_size(&e);
+	uint8_t *body = malloc(blen ? blen : 1);
+	if (!body)
+		return;
+	qiao__v1__error_reply__pack(&e, body);
+
+	Qiao__V1__Header h = QIAO__V1__HEADER__INIT;
+	uint8_t store[QIAO_MSGID_LEN + QIAO_HASH_LEN];
+	qiao_envelope_reply_template(req, QIAO__V1__MESSAGE_KIND__ERROR, gwm, &h, store);
+	h.recipient = (char *)recipient;
+	h.body_type = "qiao.v1.ErrorReply";
+	const Qiao__V1__Header *rh = req->hdr;
+	/* Text fields of a refused request may be what was wrong with it:
+	 * answer with them only when they pass the rules. */
+	if (qiao_utf8_chars(rh->user_id, strlen(rh->user_id)) < 0 || strlen(rh->user_id) > QIAO_MAX_USER)
+		h.user_id = "";
+	if (strlen(rh->case_id) > QIAO_MAX_CASE)
+		h.case_id = "";
+	qiao_envelope_t *out = NULL;
+	char why[200];
+	int rc = qiao_envelope_seal(&h, body, blen, g->keys->sign_sk, &g->wl, &out, why, sizeof why);
+	if (rc != 0) {
+		/* e.g. the service name itself is invalid: retry without the
+		 * fields that may be at fault */
+		h.service = "";
+		h.case_id = "";
+		h.user_id = "";
+		rc = qiao_envelope_seal(&h, body, blen, g->keys->sign_sk, &g->wl, &out, why, sizeof why);
+	}
+	free(body);
+	char mid[33];
+	qiao_hex(rh->message_id.data, rh->message_id.len == QIAO_MSGID_LEN ? QIAO_MSGID_LEN : 0, mid);
+	char q[300];
+	log_info("request.refused code=%s member=%s msg_id=%s case_id=\"%s\" service=\"%s\" reason=\"%s\"",
+		 s_code_name(code), recipient, mid, gw_log_q(rh->case_id, q, 80), gw_log_q(rh->service, q + 100, 200),
+		 gw_log_q(msg, q + 200, 100));
+	if (rc != 0) {
+		s_notice(g, rid, rid_len, code, "%s (%s)", msg, why);
+		return;
+	}
+	struct qiao_frame f[4];
+	qiao_envelope_frames(out, f);
+	(void)s_send(g, rid, rid_len, f, 4);
+	qiao_envelope_destroy(&out);
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static struct slot *s_slot(gw_gate_t *g, const char *id, int create)
+{
+	uint8_t k[16];
+	s_key16(id, k);
+	struct slot *s = gw_map_get(g->slots, k, 16);
+	if (s || !create)
+		return s;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	snprintf(s->id, sizeof s->id, "%s", id);
+	if (gw_map_put(g->slots, k, 16, s) != 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void s_slot_remove(gw_gate_t *g, const char *id, struct conn *c)
+{
+	struct slot *s = s_slot(g, id, 0);
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == c) {
+			s->v[i] = s->v[--s->n];
+			break;
+		}
+}
+
+static void s_conn_unroute(gw_gate_t *g, struct conn *c)
+{
+	for (size_t i = 0; i < c->nsvcs; i++) {
+		s_slot_remove(g, c->svcs[i], c);
+		free(c->svcs[i]);
+	}
+	free(c->svcs);
+	c->svcs = NULL;
+	c->nsvcs = 0;
+}
+
+static void s_pend_finish(gw_gate_t *g, struct pend *p);
+static void s_route(gw_gate_t *g, struct pend *p);
+
+/* The connection is dead (silent for too long) or went away: stop routing
+ * to it, and answer or re-route what it had in flight. */
+static void s_conn_drop(gw_gate_t *g, struct conn *c, const char *why)
+{
+	log_info("adapter.gone member=%s instance=\"%s\" peer=%s inflight=%u reason=\"%s\"", c->member, c->instance,
+		 c->peer, c->inflight, why);
+	s_conn_unroute(g, c);
+	gw_map_del(g->conns, c->rid, c->rid_len);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		g->conn_list = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	g->nconns--;
+	if (c->inflight) {
+		/* collect first: re-routing changes the heap */
+		struct pend **v = malloc(c->inflight * sizeof *v);
+		size_t n = 0;
+		for (size_t i = 0; v && i < g->nheap && n < c->inflight; i++)
+			if (g->heap[i]->prov == c && !g->heap[i]->answering)
+				v[n++] = g->heap[i];
+		for (size_t i = 0; i < n; i++) {
+			struct pend *p = v[i];
+			p->prov = NULL;
+			if (p->idempotent && p->tries <= gw_config_limits(g->cfg)->idempotent_retries) {
+				g->c.retries++;
+				char mid[33];
+				qiao_hex(p->msgid, QIAO_MSGID_LEN, mid);
+				log_info("request.retry msg_id=%s service=%s try=%u", mid, p->service, p->tries + 1);
+				s_route(g, p);
+			} else {
+				g->c.provider_gone++;
+				s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__PROVIDER_GONE,
+					NULL, NULL, 0,
+					"the provider's instance (%s) went away with the request in flight; "
+					"it may or may not have been processed",
+					c->member);
+				s_pend_finish(g, p);
+			}
+		}
+		free(v);
+	}
+	/* pendings whose answer is being committed keep a dangling pointer
+	 * otherwise */
+	for (size_t i = 0; i < g->nheap; i++)
+		if (g->heap[i]->prov == c)
+			g->heap[i]->prov = NULL;
+	free(c);
+}
+
+static struct conn *s_conn_get(gw_gate_t *g, const uint8_t *rid, size_t rid_len, zmq_msg_t *first)
+{
+	struct conn *c = gw_map_get(g->conns, rid, rid_len);
+	if (c)
+		return c;
+	const char *user = zmq_msg_gets(first, "User-Id");
+	if (!user || !*user || strlen(user) >= QIAO_MEMBER_MAX || !gw_config_member(g->cfg, user)) {
+		/* cannot happen with CURVE + ZAP; be safe */
+		log_warn("message.dropped reason=\"connection not bound to a member\"");
+		return NULL;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	memcpy(c->rid, rid, rid_len);
+	c->rid_len = rid_len;
+	snprintf(c->member, sizeof c->member, "%s", user);
+	const char *addr = zmq_msg_gets(first, "Peer-Address");
+	snprintf(c->peer, sizeof c->peer, "%s", addr ? addr : "?");
+	c->last_recv = c->last_send = s_mono_ms();
+	c->since_ms = qiao_now_ms();
+	if (gw_map_put(g->conns, rid, rid_len, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->next = g->conn_list;
+	if (g->conn_list)
+		g->conn_list->prev = c;
+	g->conn_list = c;
+	g->nconns++;
+	log_info("adapter.connected member=%s peer=%s", c->member, c->peer);
+	return c;
+}
+
+/* ---- WELCOME / DIRECTORY -------------------------------------------------- */
+
+/* Every member's key, for Welcome.directory and Directory.members. */
+static Qiao__V1__MemberKey **s_directory(gw_gate_t *g, Qiao__V1__MemberKey **store_out, size_t *n)
+{
+	size_t nm = gw_config_member_count(g->cfg);
+	Qiao__V1__MemberKey *keys = calloc(nm ? nm : 1, sizeof *keys);
+	Qiao__V1__MemberKey **ptrs = calloc(nm ? nm : 1, sizeof *ptrs);
+	if (!keys || !ptrs) {
+		free(keys);
+		free(ptrs);
+		return NULL;
+	}
+	for (size_t i = 0; i < nm; i++) {
+		const struct gw_member *m = gw_config_member_at(g->cfg, i);
+		qiao__v1__member_key__init(&keys[i]);
+		keys[i].member = (char *)m->id;
+		keys[i].sign_public.data = (uint8_t *)m->sign_public;
+		keys[i].sign_public.len = 32;
+		ptrs[i] = &keys[i];
+	}
+	*store_out = keys;
+	*n = nm;
+	return ptrs;
+}
+
+/* Re-resolve a connection's services against the current config (after
+ * READY, and after a reload) and send WELCOME. */
+static void s_welcome(gw_gate_t *g, struct conn *c, char **offered, size_t noffered)
+{
+	const struct gw_member *m = gw_config_member(g->cfg, c->member);
+	s_conn_unroute(g, c);
+	char **acc = calloc(noffered ? noffered : 1, sizeof *acc);
+	Qiao__V1__RefusedService *rs = calloc(noffered ? noffered : 1, sizeof *rs);
+	Qiao__V1__RefusedService **rsp = calloc(noffered ? noffered : 1, sizeof *rsp);
+	char reasons[READY_MAX_SERVICES][96];
+	size_t nacc = 0, nref = 0;
+	if (!acc || !rs || !rsp)
+		goto out;
+	for (size_t i = 0; i < noffered; i++) {
+		const char *why = NULL;
+		char id[QIAO_MAX_SERVICE + 1];
+		snprintf(id, sizeof id, "%s/%s", c->member, offered[i]);
+		const struct gw_service *s = m ? gw_config_service(g->cfg, id) : NULL;
+		if (!m)
+			why = "the member is no longer registered";
+		else if (!s || s->provider != m)
+			why = "not registered for this member";
+		for (size_t j = 0; !why && j < nacc; j++)
+			if (strcmp(acc[j], id) == 0)
+				why = "offered twice";
+		if (why) {
+			qiao__v1__refused_service__init(&rs[nref]);
+			rs[nref].service = offered[i];
+			snprintf(reasons[nref], sizeof reasons[nref], "%s", why);
+			rs[nref].reason = reasons[nref];
+			rsp[nref] = &rs[nref];
+			nref++;
+			log_warn("ready.refused member=%s service=\"%.200s\" reason=\"%s\"", c->member, offered[i], why);
+			continue;
+		}
+		acc[nacc] = strdup(s->id);
+		if (!acc[nacc])
+			goto out;
+		struct slot *sl = s_slot(g, s->id, 1);
+		if (!sl)
+			goto out;
+		if (sl->n == sl->cap) {
+			size_t nc = sl->cap ? 2 * sl->cap : 4;
+			struct conn **nv = realloc(sl->v, nc * sizeof *nv);
+			if (!nv)
+				goto out;
+			sl->v = nv;
+			sl->cap = nc;
+		}
+		sl->v[sl->n++] = c;
+		nacc++;
+	}
+	c->svcs = acc;
+	c->nsvcs = nacc;
+	acc = NULL;
+
+	Qiao__V1__Welcome w = QIAO__V1__WELCOME__INIT;
+	const struct gw_limits *lim = gw_config_limits(g->cfg);
+	w.member = c->member;
+	w.gateway = (char *)gw_config_gateway(g->cfg)->member;
+	w.gateway_sign_public.data = g->keys->sign_pk;
+	w.gateway_sign_public.len = 32;
+	w.heartbeat_ms = (uint32_t)lim->heartbeat_ms;
+	w.liveness = lim->heartbeat_liveness;
+	w.max_header = (uint32_t)lim->max_header;
+	w.max_body = lim->max_body;
+	w.max_skew_ms = lim->clock_skew_ms;
+	w.accepted = c->svcs;
+	w.n_accepted = c->nsvcs;
+	w.refused = rsp;
+	w.n_refused = nref;
+	Qiao__V1__MemberKey *keys = NULL;
+	w.directory = s_directory(g, &keys, &w.n_directory);
+	size_t len = qiao__v1__welcome__get_packed_size(&w);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf) {
+		qiao__v1__welcome__pack(&w, buf);
+		s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_WELCOME, buf, len);
+	}
+	free(buf);
+	free(keys);
+	free(w.directory);
+	log_info("adapter.ready member=%s instance=\"%s\" sdk=\"%s\" accepted=%zu refused=%zu", c->member, c->instance,
+		 c->sdk, c->nsvcs, nref);
+out:
+	if (acc) {
+		for (size_t i = 0; i < nacc; i++)
+			free(acc[i]);
+		free(acc);
+	}
+	free(rs);
+	free(rsp);
+}
+
+static void s_on_ready(gw_gate_t *g, struct conn *c, const struct qiao_frame *f, size_t n)
+{
+	if (n != 2) {
+		s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "READY takes exactly one frame after the command");
+		return;
+	}
+	Qiao__V1__Ready *r = qiao__v1__ready__unpack(NULL, f[1].len, f[1].data);
+	if (!r) {
+		s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "READY does not decode as qiao.v1.Ready");
+		return;
+	}
+	const char *bad = NULL;
+	if (r->n_services > READY_MAX_SERVICES)
+		bad = "more than 64 services";
+	else if (strlen(r->instance) > 64 || qiao_utf8_chars(r->instance, strlen(r->instance)) < 0)
+		bad = "instance: at most 64 bytes of UTF-8";
+	else if (strlen(r->sdk) > 64 || qiao_utf8_chars(r->sdk, strlen(r->sdk)) < 0)
+		bad = "sdk: at most 64 bytes of UTF-8";
+	for (size_t i = 0; !bad && i < r->n_services; i++)
+		if (strlen(r->services[i]) > 80)
+			bad = "a service name is longer than 80 bytes";
+	if (bad) {
+		s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "READY refused: %s", bad);
+		qiao__v1__ready__free_unpacked(r, NULL);
+		return;
+	}
+	snprintf(c->instance, sizeof c->instance, "%s", r->instance);
+	snprintf(c->sdk, sizeof c->sdk, "%s", r->sdk);
+	unsigned max = gw_config_limits(g->cfg)->max_inflight_per_member;
+	c->cap = r->max_inflight && r->max_inflight < max ? r->max_inflight : max;
+	c->ready = 1;
+	c->bye = 0;
+	s_welcome(g, c, r->services, r->n_services);
+	qiao__v1__ready__free_unpacked(r, NULL);
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+static struct conn *s_pick(gw_gate_t *g, const char *svc_id, const struct conn *avoid, int *busy)
+{
+	struct slot *s = s_slot(g, svc_id, 0);
+	*busy = 0;
+	if (!s || s->n == 0)
+		return NULL;
+	struct conn *best = NULL;
+	for (size_t k = 0; k < s->n; k++) {
+		struct conn *c = s->v[(s->rr + k) % s->n];
+		if (c->bye || c == avoid)
+			continue;
+		if (c->inflight >= c->cap) {
+			*busy = 1;
+			continue;
+		}
+		if (!best || c->inflight < best->inflight)
+			best = c;
+	}
+	s->rr++;
+	if (best)
+		*busy = 0;
+	return best;
+}
+
+static void s_pend_finish(gw_gate_t *g, struct pend *p)
+{
+	s_heap_remove(g, p);
+	gw_map_del(g->pending, p->msgid, QIAO_MSGID_LEN);
+	if (p->prov && p->prov->inflight)
+		p->prov->inflight--;
+	struct mcount *m = s_mcount(g, p->requester, 0);
+	if (m && m->n)
+		m->n--;
+	qiao_envelope_destroy(&p->req);
+	free(p);
+}
+
+/* Send p->req to an instance of its service (again, for a retry). */
+static void s_route(gw_gate_t *g, struct pend *p)
+{
+	int busy = 0;
+	struct conn *c = s_pick(g, p->service, NULL, &busy);
+	if (!c) {
+		if (busy)
+			s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL,
+				100, "every instance of %s is working at its limit", p->service);
+		else
+			s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__NO_INSTANCE, NULL,
+				NULL, 1000, "no instance of %s is connected", p->service);
+		s_pend_finish(g, p);
+		return;
+	}
+	struct qiao_frame f[4];
+	qiao_envelope_frames(p->req, f);
+	if (s_send(g, c->rid, c->rid_len, f, 4) != 0) {
+		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
+			200, "the instance of %s could not take the request (queue full)", p->service);
+		s_pend_finish(g, p);
+		return;
+	}
+	p->prov = c;
+	p->tries++;
+	c->inflight++;
+	c->served++;
+}
+
+/* ---- discovery (services the gateway answers itself) ---------------------- */
+
+static int s_slot_available(gw_gate_t *g, const char *id)
+{
+	struct slot *s = s_slot(g, id, 0);
+	if (!s)
+		return 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->v[i]->bye)
+			return 1;
+	return 0;
+}
+
+/* One ServiceListing with the messages it points to; strings borrowed
+ * from the config except the split member id. */
+struct lst {
+	Qiao__V1__ServiceListing l;
+	Qiao__V1__ServiceId id;
+	Qiao__V1__MemberId mid;
+	Qiao__V1__ServiceDescriptor d;
+	char uscc[24], sub[40];
+};
+
+static void s_listing(gw_gate_t *g, const struct gw_service *s, struct lst *x)
+{
+	qiao__v1__service_listing__init(&x->l);
+	qiao__v1__service_id__init(&x->id);
+	qiao__v1__member_id__init(&x->mid);
+	qiao__v1__service_descriptor__init(&x->d);
+	const char *slash = strchr(s->provider->id, '/');
+	size_t ul = slash ? (size_t)(slash - s->provider->id) : 0;
+	if (ul >= sizeof x->uscc)
+		ul = 0;
+	memcpy(x->uscc, s->provider->id, ul);
+	x->uscc[ul] = '\0';
+	snprintf(x->sub, sizeof x->sub, "%s", slash ? slash + 1 : "");
+	x->mid.uscc = x->uscc;
+	x->mid.subsystem = x->sub;
+	x->id.provider = &x->mid;
+	/* name without ".v<N>" */
+	char name[80];
+	snprintf(name, sizeof name, "%s", s->name);
+	char *dot = strrchr(name, '.');
+	if (dot && dot[1] == 'v')
+		*dot = '\0';
+	x->id.name = x->d.name = strdup(name);
+	x->id.version = x->d.version = s->version;
+	x->id.alias = (char *)(s->alias ? s->alias : "");
+	x->d.title = (char *)s->description;
+	x->d.request_type = (char *)s->request_type;
+	x->d.response_type = (char *)s->response_type;
+	x->d.sharing_class = (Qiao__V1__SharingClass)s->share_class;
+	x->d.personal_data = s->personal;
+	x->d.idempotent = s->idempotent;
+	x->d.one_way = s->one_way;
+	x->l.id = &x->id;
+	x->l.descriptor = &x->d;
+	x->l.available = s_slot_available(g, s->id);
+}
+
+static void s_listing_free(struct lst *x)
+{
+	free(x->id.name);
+}
+
+struct allowed_walk {
+	gw_gate_t *g;
+	const char *provider;
+	Qiao__V1__AllowedService **v;
+	size_t n, cap;
+};
+
+static int s_allowed_visit(void *arg, const struct gw_service *svc, const struct gw_rule *rule)
+{
+	struct allowed_walk *w = arg;
+	if (w->provider[0] && strcmp(svc->provider->id, w->provider) != 0)
+		return 0;
+	if (w->n == w->cap)
+		return 1;
+	struct {
+		Qiao__V1__AllowedService a;
+		struct lst x;
+	} *b = calloc(1, sizeof *b);
+	if (!b)
+		return QIAO_ENOMEM;
+	Qiao__V1__AllowedService *a = &b->a;
+	qiao__v1__allowed_service__init(a);
+	s_listing(w->g, svc, &b->x);
+	Qiao__V1__ServiceListing *l = &b->x.l;
+	a->service = l;
+	a->purpose_required = rule->npurposes > 0 || svc->personal || svc->share_class == GW_SHARE_CONDITIONAL;
+	a->case_required = rule->require_case;
+	a->rule = (char *)rule->text;
+	w->v[w->n++] = a;
+	return 0;
+}
+
+/* A request to one of the gateway's own services: answer it (signed). */
+static void s_gateway_service(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
+			      const char *member, const char *name)
+{
+	const Qiao__V1__Header *h = req->hdr;
+	uint8_t *body = NULL;
+	size_t blen = 0;
+	const char *rtype;
+	if (strcmp(name, SVC_LIST) == 0) {
+		if (strcmp(h->body_type, "qiao.v1.ListServicesRequest") != 0) {
+			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body_type", NULL, 0,
+				"%s takes qiao.v1.ListServicesRequest", SVC_LIST);
+			return;
+		}
+		Qiao__V1__ListServicesRequest *q =
+			qiao__v1__list_services_request__unpack(NULL, req->body_len, req->body);
+		if (!q) {
+			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body", NULL, 0,
+				"the body does not decode as qiao.v1.ListServicesRequest");
+			return;
+		}
+		size_t ns = gw_config_service_count(g->cfg), n = 0;
+		struct lst *ls = calloc(ns ? ns : 1, sizeof *ls);
+		Qiao__V1__ServiceListing **lp = calloc(ns ? ns : 1, sizeof *lp);
+		if (ls && lp) {
+			for (size_t i = 0; i < ns && n < 4096; i++) {
+				const struct gw_service *s = gw_config_service_at(g->cfg, i);
+				if (q->provider[0] && strcmp(q->provider, s->provider->id) != 0)
+					continue;
+				s_listing(g, s, &ls[n]);
+				lp[n] = &ls[n].l;
+				n++;
+			}
+			Qiao__V1__ListServicesReply r = QIAO__V1__LIST_SERVICES_REPLY__INIT;
+			r.services = lp;
+			r.n_services = n;
+			r.registry_updated_ms = gw_config_loaded_ms(g->cfg);
+			blen = qiao__v1__list_services_reply__get_packed_size(&r);
+			body = malloc(blen ? blen : 1);
+			if (body)
+				qiao__v1__list_services_reply__pack(&r, body);
+		}
+		for (size_t i = 0; ls && i < n; i++)
+			s_listing_free(&ls[i]);
+		free(ls);
+		free(lp);
+		qiao__v1__list_services_request__free_unpacked(q, NULL);
+		rtype = "qiao.v1.ListServicesReply";
+	} else {
+		if (strcmp(h->body_type, "qiao.v1.AllowedServicesRequest") != 0) {
+			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body_type", NULL, 0,
+				"%s takes qiao.v1.AllowedServicesRequest", SVC_ALLOWED);
+			return;
+		}
+		Qiao__V1__AllowedServicesRequest *q =
+			qiao__v1__allowed_services_request__unpack(NULL, req->body_len, req->body);
+		if (!q) {
+			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body", NULL, 0,
+				"the body does not decode as qiao.v1.AllowedServicesRequest");
+			return;
+		}
+		if (q->client[0] && strcmp(q->client, member) != 0) {
+			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__POLICY_DENIED, "client", NULL, 0,
+				"only the gateway's auditor and administrator roles may ask about another member");
+			qiao__v1__allowed_services_request__free_unpacked(q, NULL);
+			return;
+		}
+		struct allowed_walk w = {.g = g, .provider = q->provider, .cap = 4096};
+		w.v = calloc(w.cap, sizeof *w.v);
+		if (w.v && gw_policy_allowed_services(g->cfg, member, s_allowed_visit, &w) >= 0) {
+			Qiao__V1__AllowedServicesReply r = QIAO__V1__ALLOWED_SERVICES_REPLY__INIT;
+			r.client = (char *)member;
+			r.services = w.v;
+			r.n_services = w.n;
+			r.policy_loaded_ms = gw_config_loaded_ms(g->cfg);
+			blen = qiao__v1__allowed_services_reply__get_packed_size(&r);
+			body = malloc(blen ? blen : 1);
+			if (body)
+				qiao__v1__allowed_services_reply__pack(&r, body);
+		}
+		for (size_t i = 0; w.v && i < w.n; i++) {
+			/* each AllowedService heads the block that holds its listing */
+			struct lst *x = (struct lst *)((char *)w.v[i]->service - offsetof(struct lst, l));
+			s_listing_free(x);
+			free(w.v[i]);
+		}
+		free(w.v);
+		qiao__v1__allowed_services_request__free_unpacked(q, NULL);
+		rtype = "qiao.v1.AllowedServicesReply";
+	}
+	if (!body) {
+		s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500, "out of memory");
+		return;
+	}
+	Qiao__V1__Header rh = QIAO__V1__HEADER__INIT;
+	uint8_t store[QIAO_MSGID_LEN + QIAO_HASH_LEN];
+	qiao_envelope_reply_template(req, QIAO__V1__MESSAGE_KIND__RESPONSE, gw_config_gateway(g->cfg)->member, &rh,
+				     store);
+	rh.body_type = (char *)rtype;
+	qiao_envelope_t *out = NULL;
+	char why[200];
+	int rc = qiao_envelope_seal(&rh, body, blen, g->keys->sign_sk, &g->wl, &out, why, sizeof why);
+	free(body);
+	if (rc != 0) {
+		s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 0,
+			"the answer could not be sealed: %s", why);
+		return;
+	}
+	struct qiao_frame f[4];
+	qiao_envelope_frames(out, f);
+	(void)s_send(g, rid, rid_len, f, 4);
+	qiao_envelope_destroy(&out);
+	g->c.responses++;
+}
+
+/* ---- replay window --------------------------------------------------------- */
+
+/* 1 when the message id was seen (accepted before, durable or not). */
+static int s_replay_seen(gw_gate_t *g, const uint8_t *id)
+{
+	if (gw_map_get(g->recent, id, QIAO_MSGID_LEN))
+		return 1;
+	qiao_txn_t *t = NULL;
+	if (qiao_txn_begin(g->st, 0, &t) != 0)
+		return 0; /* the commit of the record will fail on a duplicate anyway */
+	void *v = NULL;
+	size_t vl = 0;
+	int rc = qiao_store_get(t, g->replay_tbl, id, QIAO_MSGID_LEN, &v, &vl, NULL);
+	free(v);
+	qiao_txn_abort(&t);
+	return rc == 0;
+}
+
+/* Writer thread: record the id; a duplicate makes the operation fail. */
+static int s_replay_apply(qiao_txn_t *txn, void *arg)
+{
+	struct job *j = arg;
+	uint8_t v = 1;
+	return qiao_store_insert(txn, j->replay, j->env->hdr->message_id.data, QIAO_MSGID_LEN, &v, 1, j->expires_ms);
+}
+
+static void s_replay_done(void *arg, int rc)
+{
+	struct job *j = arg;
+	j->rc = rc;
+	j->stage = ST_COMMITTED;
+	gw_mbox_post(j->g->rq, &j->link);
+}
+
+static void s_job_free(struct job *j)
+{
+	if (!j)
+		return;
+	qiao_envelope_destroy(&j->env);
+	free(j);
+}
+
+/* Make the job's message id durable, then continue in s_on_committed. */
+static void s_commit(gw_gate_t *g, struct job *j)
+{
+	const struct gw_limits *lim = gw_config_limits(g->cfg);
+	j->expires_ms = qiao_now_ms() + lim->replay_window_ms;
+	j->replay = g->replay_tbl;
+	/* counted until the job comes back through the mailbox, also when
+	 * it comes back at once because it could not be submitted */
+	g->outstanding++;
+	int rc = gw_map_put(g->recent, j->env->hdr->message_id.data, QIAO_MSGID_LEN, (void *)1);
+	if (rc == 0)
+		rc = qiao_gc_submit(g->gc, s_replay_apply, j, s_replay_done, j);
+	if (rc != 0) {
+		j->rc = rc == QIAO_EEXIST ? QIAO_EEXIST : rc;
+		j->stage = ST_COMMITTED;
+		gw_mbox_post(g->rq, &j->link); /* handled like a failed commit */
+	}
+}
+
+/* ---- envelopes -------------------------------------------------------------- */
+
+/* Map a qiao_envelope_open() failure to an ErrorCode and field. */
+static int s_open_code(int rc, const char *why, char *field, size_t flen)
+{
+	field[0] = '\0';
+	const char *colon = strchr(why, ':');
+	if (colon && (size_t)(colon - why) < flen) {
+		memcpy(field, why, (size_t)(colon - why));
+		field[colon - why] = '\0';
+	}
+	switch (rc) {
+	case QIAO_ETOOBIG:
+		return QIAO__V1__ERROR_CODE__TOO_LARGE;
+	case QIAO_EVERSION:
+		return QIAO__V1__ERROR_CODE__UNSUPPORTED_VERSION;
+	case QIAO_EBODYHASH:
+		return QIAO__V1__ERROR_CODE__BODY_HASH_MISMATCH;
+	case QIAO_EIDENT:
+		return QIAO__V1__ERROR_CODE__INVALID_IDENTIFIER;
+	case QIAO_EFIELD:
+		if (strcmp(field, "purpose") == 0 && strstr(why, "required"))
+			return QIAO__V1__ERROR_CODE__PURPOSE_REQUIRED;
+		return QIAO__V1__ERROR_CODE__BAD_REQUEST;
+	default:
+		return QIAO__V1__ERROR_CODE__BAD_REQUEST;
+	}
+}
+
+/* A message that failed qiao_envelope_open(): answer with an ERROR when the
+ * header frame decodes into something answerable, else with a NOTICE. */
+static void s_refuse_unopened(gw_gate_t *g, struct conn *c, const struct qiao_frame *f, size_t n, int rc,
+			      const char *why)
+{
+	char field[64];
+	int code = s_open_code(rc, why, field, sizeof field);
+	if (n == 4 && f[1].len <= g->wl.max_header && rc != QIAO_EFRAMES && rc != QIAO_EDECODE) {
+		Qiao__V1__Header *h = qiao__v1__header__unpack(NULL, f[1].len, f[1].data);
+		if (h && h->message_id.len == QIAO_MSGID_LEN && h->kind == QIAO__V1__MESSAGE_KIND__REQUEST) {
+			qiao_envelope_t fake = {0};
+			fake.header = (uint8_t *)f[1].data;
+			fake.header_len = f[1].len;
+			fake.hdr = h;
+			s_error(g, &fake, c->rid, c->rid_len, c->member, code, field, NULL, 0, "%s", why);
+			qiao__v1__header__free_unpacked(h, NULL);
+			return;
+		}
+		if (h)
+			qiao__v1__header__free_unpacked(h, NULL);
+	}
+	if (code > 0 && code < 32)
+		g->c.refused[code]++;
+	log_info("message.refused member=%s code=%s reason=\"%s\"", c->member, s_code_name(code), why);
+	s_notice(g, c->rid, c->rid_len, code, "message refused: %s", why);
+}
+
+static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame *f, size_t n)
+{
+	const struct gw_limits *lim = gw_config_limits(g->cfg);
+	if (!c->ready) {
+		s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "send READY before any envelope");
+		return;
+	}
+	qiao_envelope_t *env = NULL;
+	char why[256];
+	int rc = qiao_envelope_open(f, n, &g->wl, &env, why, sizeof why);
+	if (rc != 0) {
+		s_refuse_unopened(g, c, f, n, rc, why);
+		return;
+	}
+	const Qiao__V1__Header *h = env->hdr;
+	int is_req = h->kind == QIAO__V1__MESSAGE_KIND__REQUEST || h->kind == QIAO__V1__MESSAGE_KIND__EVENT;
+	if (strcmp(h->sender, c->member) != 0) {
+		char q[120];
+		log_warn("impersonation.refused member=%s claimed=%s peer=%s", c->member, gw_log_q(h->sender, q, sizeof q),
+			 c->peer);
+		if (is_req)
+			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__NOT_AUTHENTICATED, "sender",
+				NULL, 0, "header.sender is %s but this connection authenticated as %s", h->sender,
+				c->member);
+		else
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__NOT_AUTHENTICATED,
+				 "answer refused: header.sender is %s but this connection authenticated as %s",
+				 h->sender, c->member);
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	int64_t skew = h->time_ms - qiao_now_ms();
+	if (skew > lim->clock_skew_ms || -skew > lim->clock_skew_ms) {
+		if (is_req)
+			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__STALE_TIME, "time_ms", NULL,
+				0, "time_ms is %" PRId64 " ms from the gateway's clock (allowed %" PRId64 ")", skew,
+				lim->clock_skew_ms);
+		else
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__STALE_TIME,
+				 "answer refused: time_ms is %" PRId64 " ms from the gateway's clock", skew);
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	if (s_replay_seen(g, h->message_id.data)) {
+		g->c.replays++;
+		if (is_req)
+			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__REPLAY, "message_id", NULL,
+				0, "this message id was seen before");
+		else
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__REPLAY, "answer refused: message id seen before");
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	if (g->outstanding >= lim->max_pending) {
+		if (is_req)
+			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
+				"the gateway is at its limit of %u messages in progress", lim->max_pending);
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	const struct gw_member *m = gw_config_member(g->cfg, c->member);
+	if (!m) { /* removed by a reload */
+		s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__NOT_AUTHENTICATED, "member no longer registered");
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	struct job *j = calloc(1, sizeof *j);
+	if (!j) {
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	j->g = g;
+	j->env = env;
+	memcpy(j->rid, c->rid, c->rid_len);
+	j->rid_len = c->rid_len;
+	snprintf(j->member, sizeof j->member, "%s", c->member);
+	memcpy(j->pk, m->sign_public, 32);
+	j->stage = ST_VERIFY;
+	g->outstanding++;
+	atomic_fetch_add(&g->vqueued, 1);
+	gw_mbox_post(g->vq, &j->link);
+}
+
+/* A request whose signature verified: decide, then commit its id. */
+static void s_on_request(gw_gate_t *g, struct job *j)
+{
+	const struct gw_limits *lim = gw_config_limits(g->cfg);
+	qiao_envelope_t *env = j->env;
+	const Qiao__V1__Header *h = env->hdr;
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	if (g->draining) {
+		s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL, 2000,
+			"the gateway is shutting down");
+		goto drop;
+	}
+	/* the gateway's own services */
+	size_t gl = strlen(gwm);
+	const char *own = NULL;
+	if (strncmp(h->service, gwm, gl) == 0 && h->service[gl] == '/')
+		own = h->service + gl + 1;
+	else if (!gw_config_service(g->cfg, h->service) && !strchr(h->service, '/'))
+		own = h->service;
+	if (own && (strcmp(own, SVC_LIST) == 0 || strcmp(own, SVC_ALLOWED) == 0)) {
+		if (h->kind != QIAO__V1__MESSAGE_KIND__REQUEST) {
+			s_notice(g, j->rid, j->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "%s takes requests", own);
+			goto drop;
+		}
+		g->c.requests++;
+		s_commit(g, j); /* its id is recorded like any other, then answered */
+		return;
+	}
+	int personal = 0;
+	for (size_t i = 0; i < h->n_subjects; i++)
+		if (h->subjects[i]->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID)
+			personal = 1;
+	struct gw_decision d;
+	if (gw_policy_check(g->cfg, j->member, h->service, h->purpose, h->case_id, personal, &d) != 0) {
+		s_error(g, env, j->rid, j->rid_len, j->member, d.code, d.code == QIAO__V1__ERROR_CODE__PURPOSE_REQUIRED ? "purpose" : "service",
+			d.missing_rule[0] ? d.missing_rule : NULL, 0, "%s", d.reason);
+		goto drop;
+	}
+	const struct gw_service *s = d.service;
+	int is_event = h->kind == QIAO__V1__MESSAGE_KIND__EVENT;
+	if (is_event != (s->one_way ? 1 : 0)) {
+		s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "kind", NULL, 0,
+			"%s %s", s->id, s->one_way ? "is one-way: send an EVENT" : "takes a REQUEST, not an EVENT");
+		goto drop;
+	}
+	if (strcmp(h->body_type, s->request_type) != 0) {
+		s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body_type", NULL, 0,
+			"%s takes %s, not %s", s->id, s->request_type, h->body_type);
+		goto drop;
+	}
+	int64_t now = qiao_now_ms();
+	if (!is_event && h->deadline_ms <= now) {
+		s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__DEADLINE_EXCEEDED, "deadline_ms",
+			NULL, 0, "the deadline passed %" PRId64 " ms before the request could be routed",
+			now - h->deadline_ms);
+		goto drop;
+	}
+	struct mcount *mc = s_mcount(g, j->member, 1);
+	if (!is_event && mc && mc->n >= lim->max_inflight_per_member) {
+		s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
+			"%s already has %u requests in flight (the limit)", j->member, mc->n);
+		goto drop;
+	}
+	int busy;
+	if (!s_pick(g, s->id, NULL, &busy)) {
+		if (busy)
+			s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
+				"every instance of %s is working at its limit", s->id);
+		else
+			s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__NO_INSTANCE, NULL, NULL, 1000,
+				"no instance of %s is connected", s->id);
+		goto drop;
+	}
+	snprintf(j->service, sizeof j->service, "%s", s->id);
+	j->idempotent = s->idempotent;
+	int64_t cap = now + lim->max_deadline_ms;
+	j->deadline_ms = h->deadline_ms && h->deadline_ms < cap ? h->deadline_ms : cap;
+	if (!is_event && mc)
+		mc->n++; /* counted from acceptance, so commits in progress count too */
+	g->c.requests += !is_event;
+	g->c.events += is_event;
+	s_commit(g, j);
+	return;
+drop:
+	s_job_free(j);
+}
+
+/* The request's id is durable: route it. */
+static void s_request_committed(gw_gate_t *g, struct job *j)
+{
+	const Qiao__V1__Header *h = j->env->hdr;
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	if (!j->service[0]) { /* a gateway service */
+		size_t gl = strlen(gwm);
+		const char *own = strncmp(h->service, gwm, gl) == 0 && h->service[gl] == '/' ? h->service + gl + 1
+											   : h->service;
+		s_gateway_service(g, j->env, j->rid, j->rid_len, j->member, own);
+		s_job_free(j);
+		return;
+	}
+	if (h->kind == QIAO__V1__MESSAGE_KIND__EVENT) {
+		int busy;
+		struct conn *c = s_pick(g, j->service, NULL, &busy);
+		struct qiao_frame f[4];
+		qiao_envelope_frames(j->env, f);
+		if (!c || s_send(g, c->rid, c->rid_len, f, 4) != 0)
+			log_warn("event.undelivered member=%s service=%s", j->member, j->service);
+		s_job_free(j);
+		return;
+	}
+	struct pend *p = calloc(1, sizeof *p);
+	if (!p) {
+		struct mcount *mc = s_mcount(g, j->member, 0);
+		if (mc && mc->n)
+			mc->n--;
+		s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500,
+			"out of memory");
+		s_job_free(j);
+		return;
+	}
+	memcpy(p->msgid, h->message_id.data, QIAO_MSGID_LEN);
+	p->req = j->env;
+	j->env = NULL;
+	qiao_envelope_header_hash(p->req, p->req_hash);
+	memcpy(p->rrid, j->rid, j->rid_len);
+	p->rrid_len = j->rid_len;
+	snprintf(p->requester, sizeof p->requester, "%s", j->member);
+	snprintf(p->service, sizeof p->service, "%s", j->service);
+	p->idempotent = j->idempotent;
+	p->deadline_ms = j->deadline_ms;
+	s_job_free(j);
+	if (gw_map_put(g->pending, p->msgid, QIAO_MSGID_LEN, p) != 0 || s_heap_push(g, p) != 0) {
+		gw_map_del(g->pending, p->msgid, QIAO_MSGID_LEN);
+		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500,
+			"out of memory");
+		struct mcount *mc = s_mcount(g, p->requester, 0);
+		if (mc && mc->n)
+			mc->n--;
+		qiao_envelope_destroy(&p->req);
+		free(p);
+		return;
+	}
+	s_route(g, p);
+}
+
+/* A RESPONSE or ERROR whose signature verified. */
+static void s_on_answer(gw_gate_t *g, struct job *j)
+{
+	const Qiao__V1__Header *h = j->env->hdr;
+	struct pend *p = gw_map_get(g->pending, h->in_reply_to.data, QIAO_MSGID_LEN);
+	char mid[33];
+	qiao_hex(h->in_reply_to.data, QIAO_MSGID_LEN, mid);
+	if (!p || p->answering) {
+		g->c.late_answers++;
+		log_info("answer.dropped member=%s in_reply_to=%s reason=\"no request waits for it (answered, timed out "
+			 "or never routed here)\"",
+			 j->member, mid);
+		s_job_free(j);
+		return;
+	}
+	const char *bad = NULL;
+	if (!p->prov || p->prov->rid_len != j->rid_len || memcmp(p->prov->rid, j->rid, j->rid_len) != 0)
+		bad = "the request was not routed to this connection";
+	else if (memcmp(h->request_hash.data, p->req_hash, QIAO_HASH_LEN) != 0)
+		bad = "request_hash does not match the request";
+	else if (strcmp(h->recipient, p->requester) != 0)
+		bad = "recipient is not the requester";
+	if (bad) {
+		log_warn("answer.refused member=%s in_reply_to=%s reason=\"%s\"", j->member, mid, bad);
+		struct conn *c = gw_map_get(g->conns, j->rid, j->rid_len);
+		if (c)
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "answer refused: %s", bad);
+		s_job_free(j);
+		return;
+	}
+	p->answering = 1;
+	memcpy(j->reply_to, p->msgid, QIAO_MSGID_LEN);
+	s_commit(g, j);
+}
+
+static void s_answer_committed(gw_gate_t *g, struct job *j)
+{
+	struct pend *p = gw_map_get(g->pending, j->reply_to, QIAO_MSGID_LEN);
+	if (!p) { /* timed out meanwhile: the requester already has its TIMEOUT */
+		g->c.late_answers++;
+		s_job_free(j);
+		return;
+	}
+	struct qiao_frame f[4];
+	qiao_envelope_frames(j->env, f);
+	(void)s_send(g, p->rrid, p->rrid_len, f, 4);
+	if (j->env->hdr->kind == QIAO__V1__MESSAGE_KIND__ERROR)
+		g->c.errors_forwarded++;
+	else
+		g->c.responses++;
+	s_pend_finish(g, p);
+	s_job_free(j);
+}
+
+/* A job came back from a verify thread or the writer. */
+static void s_on_job(gw_gate_t *g, struct job *j)
+{
+	g->outstanding--;
+	const Qiao__V1__Header *h = j->env->hdr;
+	int is_req = h->kind == QIAO__V1__MESSAGE_KIND__REQUEST || h->kind == QIAO__V1__MESSAGE_KIND__EVENT;
+	if (j->stage == ST_VERIFIED) {
+		if (j->rc != 0) {
+			g->c.bad_signatures++;
+			log_warn("signature.bad member=%s", j->member);
+			if (is_req)
+				s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BAD_SIGNATURE, NULL,
+					NULL, 0, "the signature does not verify with %s's registered key", j->member);
+			else
+				s_notice(g, j->rid, j->rid_len, QIAO__V1__ERROR_CODE__BAD_SIGNATURE,
+					 "answer refused: the signature does not verify");
+			s_job_free(j);
+			return;
+		}
+		if (is_req)
+			s_on_request(g, j);
+		else
+			s_on_answer(g, j);
+		return;
+	}
+	/* ST_COMMITTED */
+	gw_map_del(g->recent, h->message_id.data, QIAO_MSGID_LEN);
+	if (j->rc != 0) {
+		int replay = j->rc == QIAO_EEXIST;
+		if (!replay)
+			g->c.commit_failures++;
+		log_warn("commit.failed member=%s reason=\"%s\"", j->member, qiao_strerror(j->rc));
+		if (is_req) {
+			if (j->service[0] && h->kind == QIAO__V1__MESSAGE_KIND__REQUEST) {
+				struct mcount *mc = s_mcount(g, j->member, 0);
+				if (mc && mc->n)
+					mc->n--;
+			}
+			if (replay)
+				s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__REPLAY, "message_id",
+					NULL, 0, "this message id was seen before");
+			else
+				s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL,
+					NULL, 1000, "the gateway could not record the request durably (%s)",
+					qiao_strerror(j->rc));
+		} else {
+			struct pend *p = gw_map_get(g->pending, j->reply_to, QIAO_MSGID_LEN);
+			if (p) {
+				p->answering = 0;
+				s_error(g, p->req, p->rrid, p->rrid_len, p->requester,
+					replay ? QIAO__V1__ERROR_CODE__REPLAY : QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
+					replay ? 0 : 1000, "the provider's answer could not be recorded (%s)",
+					qiao_strerror(j->rc));
+				s_pend_finish(g, p);
+			}
+		}
+		s_job_free(j);
+		return;
+	}
+	if (is_req)
+		s_request_committed(g, j);
+	else
+		s_answer_committed(g, j);
+}
+
+/* ---- verify threads ------------------------------------------------------- */
+
+static void *s_verify_main(void *arg)
+{
+	gw_gate_t *g = arg;
+	struct gw_item *it;
+	while ((it = gw_mbox_wait(g->vq)) != NULL) {
+		struct job *j = (struct job *)it;
+		atomic_fetch_sub(&g->vqueued, 1);
+		j->rc = qiao_envelope_verify(j->env, j->pk);
+		j->stage = ST_VERIFIED;
+		gw_mbox_post(g->rq, &j->link);
+	}
+	return NULL;
+}
+
+/* ---- ZAP ------------------------------------------------------------------ */
+
+/* One ZAP request (RFC 27): admit registered CURVE keys only; the user id
+ * binds the connection to its member. */
+static void s_on_zap(gw_gate_t *g)
+{
+	zmq_msg_t part[8];
+	size_t n = 0;
+	int more = 1;
+	while (more) {
+		zmq_msg_t scratch, *m = n < 8 ? &part[n] : &scratch;
+		zmq_msg_init(m);
+		if (zmq_msg_recv(m, g->zap, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(m);
+			break;
+		}
+		more = zmq_msg_more(m);
+		if (m == &scratch)
+			zmq_msg_close(m);
+		else
+			n++;
+	}
+	if (n == 0)
+		return;
+	const char *status = "400", *text = "unknown CURVE key";
+	const char *user = "";
+	char peer[64] = "?", keyb64[45] = "";
+	if (n >= 7 && zmq_msg_size(&part[3]) < sizeof peer) {
+		memcpy(peer, zmq_msg_data(&part[3]), zmq_msg_size(&part[3]));
+		peer[zmq_msg_size(&part[3])] = '\0';
+	}
+	if (n < 6 || zmq_msg_size(&part[0]) != 3 || memcmp(zmq_msg_data(&part[0]), "1.0", 3) != 0) {
+		text = "malformed ZAP request";
+	} else if (zmq_msg_size(&part[5]) != 5 || memcmp(zmq_msg_data(&part[5]), "CURVE", 5) != 0) {
+		text = "only CURVE is accepted";
+	} else if (n != 7 || zmq_msg_size(&part[6]) != 32) {
+		text = "malformed CURVE credentials";
+	} else {
+		const uint8_t *key = zmq_msg_data(&part[6]);
+		qiao_b64_32(key, keyb64);
+		const struct gw_member *m = gw_config_member_by_curve(g->cfg, key);
+		if (m) {
+			status = "200";
+			text = "OK";
+			user = m->id;
+		}
+	}
+	if (status[0] == '2') {
+		g->c.zap_ok++;
+		log_debug("zap.admitted member=%s peer=%s", user, peer);
+	} else {
+		g->c.zap_refused++;
+		log_warn("zap.refused peer=%s curve_key=%s reason=\"%s\"", peer, keyb64[0] ? keyb64 : "-", text);
+	}
+	const void *rid = n >= 2 ? zmq_msg_data(&part[1]) : "";
+	size_t rlen = n >= 2 ? zmq_msg_size(&part[1]) : 0;
+	zmq_send(g->zap, "1.0", 3, ZMQ_SNDMORE);
+	zmq_send(g->zap, rid, rlen, ZMQ_SNDMORE);
+	zmq_send(g->zap, status, 3, ZMQ_SNDMORE);
+	zmq_send(g->zap, text, strlen(text), ZMQ_SNDMORE);
+	zmq_send(g->zap, user, strlen(user), ZMQ_SNDMORE);
+	zmq_send(g->zap, "", 0, 0);
+	for (size_t i = 0; i < n; i++)
+		zmq_msg_close(&part[i]);
+}
+
+/* ---- ROUTER input --------------------------------------------------------- */
+
+static void s_on_router(gw_gate_t *g)
+{
+	const struct gw_limits *lim = gw_config_limits(g->cfg);
+	for (int burst = 0; burst < 256; burst++) {
+		zmq_msg_t part[8];
+		size_t n = 0, total = 0;
+		int more = 1;
+		while (more) {
+			zmq_msg_t scratch, *m = n < 8 ? &part[n] : &scratch;
+			zmq_msg_init(m);
+			if (zmq_msg_recv(m, g->router, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(m);
+				if (total == 0) {
+					for (size_t i = 0; i < n; i++)
+						zmq_msg_close(&part[i]);
+					return;
+				}
+				break;
+			}
+			total++;
+			more = zmq_msg_more(m);
+			if (m == &scratch)
+				zmq_msg_close(m);
+			else
+				n++;
+		}
+		g->c.received++;
+		if (n < 2 || zmq_msg_size(&part[0]) > RID_MAX)
+			goto next;
+		struct conn *c = s_conn_get(g, zmq_msg_data(&part[0]), zmq_msg_size(&part[0]), &part[1]);
+		if (!c)
+			goto next;
+		c->last_recv = s_mono_ms();
+		struct qiao_frame f[8];
+		size_t nf = n - 1;
+		for (size_t i = 0; i < nf; i++) {
+			f[i].data = zmq_msg_data(&part[i + 1]);
+			f[i].len = zmq_msg_size(&part[i + 1]);
+		}
+		uint8_t cmd = 0;
+		if (total - 1 > lim->max_frames) {
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__TOO_LARGE,
+				 "message of %zu frames refused (at most %u)", total - 1, lim->max_frames);
+			goto next;
+		}
+		if (qiao_cmd_parse(&f[0], &cmd) != 0) {
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST,
+				 "message without a QIAO v1 command frame refused");
+			goto next;
+		}
+		switch (cmd) {
+		case QIAO_CMD_ENVELOPE:
+			s_on_envelope(g, c, f, nf);
+			break;
+		case QIAO_CMD_READY:
+			s_on_ready(g, c, f, nf);
+			break;
+		case QIAO_CMD_HEARTBEAT:
+			break;
+		case QIAO_CMD_BYE:
+			log_info("adapter.bye member=%s instance=\"%s\" inflight=%u", c->member, c->instance, c->inflight);
+			c->bye = 1;
+			break;
+		default:
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST,
+				 "command 0x%02x is not one an adapter sends", cmd);
+			break;
+		}
+	next:
+		for (size_t i = 0; i < n; i++)
+			zmq_msg_close(&part[i]);
+	}
+}
+
+/* ---- admin socket --------------------------------------------------------- */
+
+static json_t *s_status_json(gw_gate_t *g)
+{
+	json_t *o = json_object();
+	json_t *gw = json_object();
+	json_object_set_new(gw, "member", json_string(gw_config_gateway(g->cfg)->member));
+	json_object_set_new(gw, "pid", json_integer(getpid()));
+	json_object_set_new(gw, "started_ms", json_integer(g->started_ms));
+	json_object_set_new(gw, "uptime_ms", json_integer(qiao_now_ms() - g->started_ms));
+	json_object_set_new(gw, "config", json_string(gw_config_path(g->cfg)));
+	json_object_set_new(gw, "config_loaded_ms", json_integer(gw_config_loaded_ms(g->cfg)));
+	json_object_set_new(gw, "draining", json_boolean(g->draining));
+	json_object_set_new(o, "gateway", gw);
+
+	json_t *conns = json_array();
+	int64_t now = s_mono_ms();
+	for (struct conn *c = g->conn_list; c; c = c->next) {
+		json_t *x = json_object();
+		json_object_set_new(x, "member", json_string(c->member));
+		json_object_set_new(x, "instance", json_string(c->instance));
+		json_object_set_new(x, "sdk", json_string(c->sdk));
+		json_object_set_new(x, "peer", json_string(c->peer));
+		json_object_set_new(x, "state", json_string(c->bye ? "bye" : c->ready ? "ready" : "connected"));
+		json_object_set_new(x, "connected_ms", json_integer(c->since_ms));
+		json_object_set_new(x, "last_heard_ms_ago", json_integer(now - c->last_recv));
+		json_object_set_new(x, "inflight", json_integer(c->inflight));
+		json_object_set_new(x, "max_inflight", json_integer(c->cap));
+		json_object_set_new(x, "served", json_integer((json_int_t)c->served));
+		json_t *sv = json_array();
+		for (size_t i = 0; i < c->nsvcs; i++)
+			json_array_append_new(sv, json_string(c->svcs[i]));
+		json_object_set_new(x, "services", sv);
+		json_array_append_new(conns, x);
+	}
+	json_object_set_new(o, "connections", conns);
+
+	json_t *svcs = json_array();
+	for (size_t i = 0; i < gw_config_service_count(g->cfg); i++) {
+		const struct gw_service *s = gw_config_service_at(g->cfg, i);
+		struct slot *sl = s_slot(g, s->id, 0);
+		unsigned inst = 0, infl = 0;
+		for (size_t k = 0; sl && k < sl->n; k++) {
+			inst += !sl->v[k]->bye;
+			infl += sl->v[k]->inflight;
+		}
+		json_t *x = json_object();
+		json_object_set_new(x, "id", json_string(s->id));
+		json_object_set_new(x, "alias", s->alias ? json_string(s->alias) : json_null());
+		json_object_set_new(x, "class", json_string(gw_share_class_name(s->share_class)));
+		json_object_set_new(x, "instances", json_integer(inst));
+		json_object_set_new(x, "inflight", json_integer(infl));
+		json_array_append_new(svcs, x);
+	}
+	json_object_set_new(o, "services", svcs);
+
+	json_t *members = json_array();
+	for (size_t i = 0; i < gw_config_member_count(g->cfg); i++) {
+		const struct gw_member *m = gw_config_member_at(g->cfg, i);
+		unsigned nc = 0;
+		for (struct conn *c = g->conn_list; c; c = c->next)
+			nc += strcmp(c->member, m->id) == 0;
+		struct mcount *mc = s_mcount(g, m->id, 0);
+		json_t *x = json_object();
+		json_object_set_new(x, "id", json_string(m->id));
+		json_object_set_new(x, "name", json_string(m->name));
+		json_object_set_new(x, "connections", json_integer(nc));
+		json_object_set_new(x, "requests_inflight", json_integer(mc ? mc->n : 0));
+		json_array_append_new(members, x);
+	}
+	json_object_set_new(o, "members", members);
+
+	struct qiao_gc_stats gs;
+	qiao_gc_stats(g->gc, &gs);
+	json_t *q = json_object();
+	json_object_set_new(q, "pending_requests", json_integer((json_int_t)gw_map_count(g->pending)));
+	json_object_set_new(q, "verify_queue", json_integer(atomic_load(&g->vqueued)));
+	json_object_set_new(q, "commit_queue", json_integer((json_int_t)gs.queued));
+	json_object_set_new(q, "in_progress", json_integer(g->outstanding));
+	json_object_set_new(q, "max_pending", json_integer(gw_config_limits(g->cfg)->max_pending));
+	json_object_set_new(o, "queues", q);
+
+	json_t *k = json_object();
+#define CNT(name) json_object_set_new(k, #name, json_integer((json_int_t)g->c.name))
+	CNT(received);
+	CNT(requests);
+	CNT(responses);
+	CNT(errors_forwarded);
+	CNT(events);
+	CNT(notices);
+	CNT(zap_ok);
+	CNT(zap_refused);
+	CNT(timeouts);
+	CNT(provider_gone);
+	CNT(retries);
+	CNT(bad_signatures);
+	CNT(replays);
+	CNT(dropped_sends);
+	CNT(late_answers);
+	CNT(reloads);
+	CNT(reload_failures);
+	CNT(commit_failures);
+#undef CNT
+	json_object_set_new(k, "commits", json_integer((json_int_t)gs.batches));
+	json_t *ref = json_object();
+	for (int i = 1; i < 32; i++)
+		if (g->c.refused[i])
+			json_object_set_new(ref, s_code_name(i), json_integer((json_int_t)g->c.refused[i]));
+	json_object_set_new(k, "refused", ref);
+	json_object_set_new(o, "counters", k);
+	return o;
+}
+
+static void s_on_admin(gw_gate_t *g)
+{
+	int fd = accept(g->admin_fd, NULL, NULL);
+	if (fd < 0)
+		return;
+	json_t *o = s_status_json(g);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (text) {
+		/* the status is small; a client that does not read gets a cut
+		 * document rather than stalling the reactor */
+		size_t len = strlen(text), off = 0;
+		int spins = 0;
+		while (off < len && spins < 100) {
+			ssize_t w = send(fd, text + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (w > 0)
+				off += (size_t)w;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR)
+				break;
+			else
+				spins++;
+		}
+		(void)send(fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		free(text);
+	}
+	close(fd);
+}
+
+static int s_admin_open(gw_gate_t *g, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sa.sun_path) {
+		snprintf(err, errlen, "admin_socket %s: path too long", path);
+		return QIAO_EINVAL;
+	}
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "admin socket: %s", strerror(errno));
+		return -errno;
+	}
+	/* A socket left by a gateway that died: remove it, unless a live
+	 * gateway still answers on it. */
+	struct stat sb;
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			close(fd);
+			snprintf(err, errlen, "admin_socket %s exists and is not a socket", path);
+			return QIAO_EEXIST;
+		}
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			close(probe);
+			close(fd);
+			snprintf(err, errlen, "admin_socket %s: another gateway is running on it", path);
+			return QIAO_EEXIST;
+		}
+		if (probe >= 0)
+			close(probe);
+		unlink(path);
+	}
+	mode_t old = umask(0117);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc != 0 || listen(fd, 16) != 0) {
+		int e = errno;
+		snprintf(err, errlen, "admin_socket %s: %s", path, strerror(e));
+		close(fd);
+		return -e;
+	}
+	g->admin_fd = fd;
+	snprintf(g->admin_path, sizeof g->admin_path, "%s", path);
+	return 0;
+}
+
+/* ---- timers --------------------------------------------------------------- */
+
+static void s_timers(gw_gate_t *g)
+{
+	const struct gw_limits *lim = gw_config_limits(g->cfg);
+	int64_t mono = s_mono_ms(), now = qiao_now_ms();
+	/* deadlines */
+	while (g->nheap && g->heap[0]->deadline_ms <= now) {
+		struct pend *p = g->heap[0];
+		if (p->answering) { /* its answer is being committed: give it that */
+			s_heap_remove(g, p);
+			p->deadline_ms = now + 1000;
+			if (s_heap_push(g, p) != 0)
+				break;
+			continue;
+		}
+		g->c.timeouts++;
+		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__TIMEOUT, NULL, NULL, 0,
+			"%s did not answer before the deadline", p->service);
+		s_pend_finish(g, p);
+	}
+	/* heartbeats and liveness */
+	int64_t dead = lim->heartbeat_ms * (int64_t)lim->heartbeat_liveness;
+	for (struct conn *c = g->conn_list, *next; c; c = next) {
+		next = c->next;
+		if (mono - c->last_recv > dead) {
+			s_conn_drop(g, c, "silent for longer than heartbeat_ms x heartbeat_liveness");
+			continue;
+		}
+		if (mono - c->last_send >= lim->heartbeat_ms)
+			s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_HEARTBEAT, NULL, 0);
+	}
+	if (mono >= g->next_sweep) {
+		g->next_sweep = mono + SWEEP_EVERY_MS;
+		size_t removed = 0;
+		/* bounded per run so the reactor is not held up */
+		if (qiao_store_sweep_expired(g->st, g->replay_tbl, 0, 4096, &removed) != 0)
+			log_warn("replay.sweep_failed reason=\"%s\"", qiao_store_last_error());
+	}
+}
+
+static long s_next_timeout(gw_gate_t *g)
+{
+	long t = (long)gw_config_limits(g->cfg)->heartbeat_ms / 2;
+	if (t < 10)
+		t = 10;
+	if (g->nheap) {
+		int64_t d = g->heap[0]->deadline_ms - qiao_now_ms();
+		if (d < t)
+			t = d < 0 ? 0 : (long)d;
+	}
+	return t;
+}
+
+/* ---- reload --------------------------------------------------------------- */
+
+static void s_reload(gw_gate_t *g)
+{
+	struct gw_config *nc = NULL;
+	char err[1024];
+	int rc = gw_config_load(gw_config_path(g->cfg), &nc, err, sizeof err);
+	if (rc == 0) {
+		const struct gw_gateway *a = gw_config_gateway(g->cfg), *b = gw_config_gateway(nc);
+		int same = strcmp(a->member, b->member) == 0 && strcmp(a->key_file, b->key_file) == 0 &&
+			   strcmp(a->store, b->store) == 0 && a->nlisten == b->nlisten;
+		for (size_t i = 0; same && i < a->nlisten; i++)
+			same = strcmp(a->listen[i], b->listen[i]) == 0;
+		if (!same) {
+			rc = QIAO_ECONFIG;
+			snprintf(err, sizeof err,
+				 "gateway.member, key_file, store and listen cannot change on reload (restart for that)");
+			gw_config_free(&nc);
+		}
+	}
+	if (rc != 0) {
+		g->c.reload_failures++;
+		char q[1100];
+		log_error("reload.failed reason=\"%s\" (the previous configuration stays in force)", gw_log_q(err, q, sizeof q));
+		return;
+	}
+	struct gw_config *old = g->cfg;
+	g->cfg = nc;
+	gw_config_wire_limits(g->cfg, &g->wl);
+	g->c.reloads++;
+	/* connections: drop members that left; re-check every offer; push the
+	 * new key directory */
+	for (struct conn *c = g->conn_list, *next; c; c = next) {
+		next = c->next;
+		if (!gw_config_member(g->cfg, c->member)) {
+			s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_BYE, NULL, 0);
+			s_conn_drop(g, c, "member removed from the registry by a reload");
+			continue;
+		}
+		if (c->ready) {
+			/* names relative to the member, as READY offered them */
+			size_t ml = strlen(c->member) + 1, n = c->nsvcs;
+			char **names = calloc(n ? n : 1, sizeof *names);
+			for (size_t i = 0; names && i < n; i++)
+				names[i] = strdup(c->svcs[i] + ml);
+			if (names)
+				s_welcome(g, c, names, n);
+			for (size_t i = 0; names && i < n; i++)
+				free(names[i]);
+			free(names);
+		}
+	}
+	gw_config_free(&old);
+	log_info("reload.ok members=%zu services=%zu rules=%zu", gw_config_member_count(g->cfg),
+		 gw_config_service_count(g->cfg), gw_policy_rule_count(g->cfg));
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+int gw_gate_new(struct gw_config **cfgp, gw_gate_t **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	gw_gate_t *g = calloc(1, sizeof *g);
+	if (!g)
+		return QIAO_ENOMEM;
+	g->admin_fd = -1;
+	g->cfg = *cfgp;
+	const struct gw_gateway *gw = gw_config_gateway(g->cfg);
+	const struct gw_limits *lim = gw_config_limits(g->cfg);
+	gw_config_wire_limits(g->cfg, &g->wl);
+	g->started_ms = qiao_now_ms();
+	char why[256];
+	int rc = qiao_keys_load(gw->key_file, &g->keys, why, sizeof why);
+	if (rc != 0) {
+		snprintf(err, errlen, "key_file %s: %s", gw->key_file, why);
+		goto fail;
+	}
+	if (strcmp(g->keys->member, gw->member) != 0) {
+		rc = QIAO_ECONFIG;
+		snprintf(err, errlen, "key_file %s is for %s, not for gateway.member %s", gw->key_file, g->keys->member,
+			 gw->member);
+		goto fail;
+	}
+	rc = qiao_store_open(&g->st, gw->store, NULL);
+	if (rc != 0) {
+		snprintf(err, errlen, "store %s: %s", gw->store, qiao_store_last_error());
+		goto fail;
+	}
+	rc = qiao_store_table(g->st, "replay", REPLAY_TYPE, &g->replay_tbl);
+	if (rc != 0) {
+		snprintf(err, errlen, "store %s, table replay: %s", gw->store, qiao_strerror(rc));
+		goto fail;
+	}
+	rc = qiao_gc_new(g->st, NULL, &g->gc);
+	if (rc != 0) {
+		snprintf(err, errlen, "group-commit writer: %s", qiao_strerror(rc));
+		goto fail;
+	}
+	rc = QIAO_ENOMEM;
+	g->conns = gw_map_new();
+	g->slots = gw_map_new();
+	g->mcounts = gw_map_new();
+	g->pending = gw_map_new();
+	g->recent = gw_map_new();
+	g->vq = gw_mbox_new();
+	g->rq = gw_mbox_new();
+	if (!g->conns || !g->slots || !g->mcounts || !g->pending || !g->recent || !g->vq || !g->rq) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	g->nvthreads = gw->verify_threads;
+	g->vthreads = calloc(g->nvthreads, sizeof *g->vthreads);
+	if (!g->vthreads)
+		goto fail;
+	for (unsigned i = 0; i < g->nvthreads; i++)
+		if (pthread_create(&g->vthreads[i], NULL, s_verify_main, g) != 0) {
+			g->nvthreads = i;
+			rc = QIAO_ENOMEM;
+			snprintf(err, errlen, "cannot start verify threads");
+			goto fail;
+		}
+
+	g->ctx = zmq_ctx_new();
+	if (!g->ctx) {
+		snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+		goto fail;
+	}
+	/* The ZAP handler must be bound before any socket that uses CURVE. */
+	g->zap = zmq_socket(g->ctx, ZMQ_REP);
+	if (!g->zap || zmq_bind(g->zap, "inproc://zeromq.zap.01") != 0) {
+		rc = QIAO_EIO;
+		snprintf(err, errlen, "ZAP handler: %s", zmq_strerror(errno));
+		goto fail;
+	}
+	g->router = zmq_socket(g->ctx, ZMQ_ROUTER);
+	int one = 1, zero = 0, hwm = lim->queue_hwm;
+	/* frames above this are cut off by libzmq (the connection is dropped);
+	 * between max_body and this the gateway answers TOO_LARGE itself */
+	int64_t maxmsg = (int64_t)lim->max_body * 2 + (int64_t)lim->max_header + 65536;
+	if (!g->router || zmq_setsockopt(g->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+	    zmq_setsockopt(g->router, ZMQ_CURVE_SECRETKEY, g->keys->curve_sk, 32) != 0 ||
+	    zmq_setsockopt(g->router, ZMQ_ZAP_DOMAIN, "qiao", 4) != 0 ||
+	    zmq_setsockopt(g->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+	    zmq_setsockopt(g->router, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+	    zmq_setsockopt(g->router, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+	    zmq_setsockopt(g->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+	    zmq_setsockopt(g->router, ZMQ_LINGER, &zero, sizeof zero) != 0) {
+		rc = QIAO_EIO;
+		snprintf(err, errlen, "ROUTER socket: %s", zmq_strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i < gw->nlisten; i++)
+		if (zmq_bind(g->router, gw->listen[i]) != 0) {
+			rc = QIAO_EIO;
+			snprintf(err, errlen, "cannot listen on %s: %s", gw->listen[i], zmq_strerror(errno));
+			goto fail;
+		}
+	rc = s_admin_open(g, gw->admin_socket, err, errlen);
+	if (rc != 0)
+		goto fail;
+	*cfgp = NULL;
+	*out = g;
+	return 0;
+fail:
+	g->cfg = NULL; /* still the caller's */
+	gw_gate_destroy(&g);
+	return rc ? rc : QIAO_EIO;
+}
+
+static void s_free_map_val(void *arg, const void *k, size_t kl, void *v)
+{
+	(void)arg, (void)k, (void)kl;
+	free(v);
+}
+
+static void s_free_slot(void *arg, const void *k, size_t kl, void *v)
+{
+	(void)arg, (void)k, (void)kl;
+	struct slot *s = v;
+	free(s->v);
+	free(s);
+}
+
+static void s_drain_mailbox(gw_gate_t *g)
+{
+	struct gw_item *it = gw_mbox_take_all(g->rq);
+	while (it) {
+		struct gw_item *next = it->next;
+		s_on_job(g, (struct job *)it);
+		it = next;
+	}
+}
+
+int gw_gate_run(gw_gate_t *g, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload, int64_t drain_ms)
+{
+	const struct gw_gateway *gw = gw_config_gateway(g->cfg);
+	log_info("gateway.ready member=%s listen=%s members=%zu services=%zu rules=%zu verify_threads=%u", gw->member,
+		 gw->listen[0], gw_config_member_count(g->cfg), gw_config_service_count(g->cfg),
+		 gw_policy_rule_count(g->cfg), g->nvthreads);
+	int64_t drain_until = 0;
+	for (;;) {
+		if (*stop && !g->draining) {
+			g->draining = 1;
+			drain_until = s_mono_ms() + drain_ms;
+			log_info("gateway.draining pending=%zu in_progress=%u", gw_map_count(g->pending), g->outstanding);
+		}
+		if (g->draining && ((gw_map_count(g->pending) == 0 && g->outstanding == 0) || s_mono_ms() >= drain_until))
+			break;
+		if (*reload) {
+			*reload = 0;
+			s_reload(g);
+		}
+		zmq_pollitem_t items[4] = {
+			{g->router, 0, ZMQ_POLLIN, 0},
+			{g->zap, 0, ZMQ_POLLIN, 0},
+			{NULL, gw_mbox_fd(g->rq), ZMQ_POLLIN, 0},
+			{NULL, g->admin_fd, ZMQ_POLLIN, 0},
+		};
+		int rc = zmq_poll(items, 4, s_next_timeout(g));
+		if (rc < 0 && errno != EINTR) {
+			log_error("poll.failed reason=\"%s\"", zmq_strerror(errno));
+			return QIAO_EIO;
+		}
+		if (rc > 0) {
+			if (items[1].revents & ZMQ_POLLIN)
+				s_on_zap(g);
+			if (items[2].revents & ZMQ_POLLIN)
+				s_drain_mailbox(g);
+			if (items[0].revents & ZMQ_POLLIN)
+				s_on_router(g);
+			if (items[3].revents & ZMQ_POLLIN)
+				s_on_admin(g);
+		}
+		s_timers(g);
+	}
+	/* answer what is still waiting, then say goodbye */
+	while (g->nheap) {
+		struct pend *p = g->heap[0];
+		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL, 2000,
+			"the gateway shut down before %s answered", p->service);
+		s_pend_finish(g, p);
+	}
+	for (struct conn *c = g->conn_list; c; c = c->next)
+		s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_BYE, NULL, 0);
+	log_info("gateway.stopped requests=%" PRIu64 " responses=%" PRIu64, g->c.requests, g->c.responses);
+	return 0;
+}
+
+void gw_gate_destroy(gw_gate_t **gp)
+{
+	if (!gp || !*gp)
+		return;
+	gw_gate_t *g = *gp;
+	if (g->vq) {
+		gw_mbox_close(g->vq);
+		for (unsigned i = 0; i < g->nvthreads; i++)
+			pthread_join(g->vthreads[i], NULL);
+	}
+	free(g->vthreads);
+	qiao_gc_destroy(&g->gc); /* every done has run: their jobs are in rq */
+	if (g->rq) {
+		struct gw_item *it = gw_mbox_take_all(g->rq);
+		while (it) {
+			struct gw_item *next = it->next;
+			s_job_free((struct job *)it);
+			it = next;
+		}
+	}
+	if (g->vq) {
+		struct gw_item *it = gw_mbox_take_all(g->vq);
+		while (it) {
+			struct gw_item *next = it->next;
+			s_job_free((struct job *)it);
+			it = next;
+		}
+	}
+	while (g->nheap) {
+		struct pend *p = g->heap[--g->nheap];
+		qiao_envelope_destroy(&p->req);
+		free(p);
+	}
+	free(g->heap);
+	for (struct conn *c = g->conn_list, *next; c; c = next) {
+		next = c->next;
+		for (size_t i = 0; i < c->nsvcs; i++)
+			free(c->svcs[i]);
+		free(c->svcs);
+		free(c);
+	}
+	if (g->slots)
+		gw_map_each(g->slots, s_free_slot, NULL);
+	if (g->mcounts)
+		gw_map_each(g->mcounts, s_free_map_val, NULL);
+	gw_map_destroy(&g->conns);
+	gw_map_destroy(&g->slots);
+	gw_map_destroy(&g->mcounts);
+	gw_map_destroy(&g->pending);
+	gw_map_destroy(&g->recent);
+	gw_mbox_destroy(&g->vq);
+	gw_mbox_destroy(&g->rq);
+	if (g->router)
+		zmq_close(g->router);
+	if (g->zap)
+		zmq_close(g->zap);
+	if (g->ctx)
+		zmq_ctx_term(g->ctx);
+	if (g->admin_fd >= 0) {
+		close(g->admin_fd);
+		unlink(g->admin_path);
+	}
+	qiao_store_close(&g->st);
+	qiao_keys_destroy(&g->keys);
+	gw_config_free(&g->cfg);
+	free(g);
+	*gp = NULL;
+}
