@@ -19,6 +19,9 @@ static void s_usage(FILE *out)
 	      "  envelope seal|open ...   build or check a signed message file\n"
 	      "  store --store DIR put|get|del|list|backup ...\n"
 	      "                           low-level access to a Qiao LMDB store\n"
+	      "  status --config FILE | --socket PATH [--json]\n"
+	      "                           live state of a running gateway (adapters, services,\n"
+	      "                           queues, counters)\n"
 	      "  version                  print the version\n"
 	      "\n"
 	      "Every command takes --help.  Exit codes: 0 success; 1 the answer is no\n"
@@ -27,7 +30,8 @@ static void s_usage(FILE *out)
 	      "\n"
 	      "examples:\n"
 	      "  qiao id check 11010519491231002X 91350200776049653A\n"
-	      "  qiao keygen --member 12150600MB0A12342K/realestate --out realestate.key\n",
+	      "  qiao keygen --member 12150600MB0A12342K/realestate --out realestate.key\n"
+	      "  qiao status --config /etc/qiao/qiao-gateway.conf\n",
 	      out);
 }
 
@@ -52,6 +56,8 @@ int main(int argc, char **argv)
 		return cli_keygen(argc - 1, argv + 1);
 	if (!strcmp(cmd, "envelope"))
 		return cli_envelope(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return cli_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "store"))
 		return cli_store(argc - 1, argv + 1);
 	cli_err("unknown command '%s'; run 'qiao --help' for the list", cmd);
