@@ -1137,7 +1137,7 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 		qiao_envelope_destroy(&env);
 		return;
 	}
-	if (g->outstanding >= lim->max_pending) {
+	if (g->outstanding + gw_map_count(g->pending) >= lim->max_pending) {
 		if (is_req)
 			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
 				"the gateway is at its limit of %u messages in progress", lim->max_pending);
