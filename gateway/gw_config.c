@@ -54,6 +54,7 @@ struct gw_config {
 	int64_t loaded_ms;
 	struct gw_gateway gw;
 	struct gw_limits lim;
+	struct gw_audit audit;
 	qiao_id_policy_t *ids;
 	struct gw_member *members;          /* sorted by id */
 	size_t nmembers;
@@ -1571,15 +1572,61 @@ static void s_parse_error(struct s_ld *ld)
 	s_utf8_trim(ld->err);
 }
 
+/* Printable ASCII, no spaces or '+' (a C2SP note key name is the origin). */
+static int s_origin_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 255)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '+')
+			return 0;
+	return 1;
+}
+
+static int s_load_audit(struct s_ld *ld, const config_setting_t *root)
+{
+	struct gw_config *cfg = ld->cfg;
+	struct gw_audit *a = &cfg->audit;
+	const config_setting_t *g, *at = NULL;
+	const char *v = NULL;
+	TRY(s_get_group(ld, root, "audit", 0, &g));
+	long long every = 1000, ms = 1000;
+	if (g) {
+		static const char *const known[] = {"origin", "checkpoint_entries", "checkpoint_ms", NULL};
+		TRY(s_known_keys(ld, g, "audit", known));
+		TRY(s_get_string(ld, g, "audit", "origin", 0, &v, &at));
+		TRY(s_get_int(ld, g, "audit", "checkpoint_entries", 1, 10000000, &every, NULL));
+		TRY(s_get_int(ld, g, "audit", "checkpoint_ms", 10, 86400000, &ms, NULL));
+	}
+	if (v) {
+		char safe[300];
+		if (!s_origin_ok(v))
+			return s_fail(ld, at, "audit.origin: '%s' must be 1..255 printable ASCII characters without "
+					      "spaces or '+' (it names the log in its checkpoints)",
+				      s_safe(v, safe, sizeof safe));
+		a->origin = s_strdup(cfg, v);
+	} else {
+		char def[QIAO_MEMBER_MAX + 16];
+		snprintf(def, sizeof def, "%s/audit", cfg->gw.member);
+		a->origin = s_strdup(cfg, def);
+	}
+	ENOMEM_IF_NULL(a->origin);
+	a->checkpoint_entries = (uint64_t)every;
+	a->checkpoint_ms = ms;
+	return 0;
+}
+
 static int s_load(struct s_ld *ld)
 {
 	const config_setting_t *root = config_root_setting(&ld->lc);
 	TRY(s_scan_integers(ld));
-	static const char *const known[] = {"gateway", "limits", "identifiers", "members", "policy", NULL};
+	static const char *const known[] = {"gateway", "limits", "audit", "identifiers", "members", "policy", NULL};
 	TRY(s_known_keys(ld, root, "the top level", known));
 	TRY(s_load_identifiers(ld, root));
 	TRY(s_load_gateway(ld, root));
 	TRY(s_load_limits(ld, root));
+	TRY(s_load_audit(ld, root));
 	TRY(s_load_members(ld, root));
 	TRY(s_load_policy(ld, root));
 	return 0;
@@ -1692,6 +1739,11 @@ int64_t gw_config_loaded_ms(const struct gw_config *cfg)
 const struct gw_gateway *gw_config_gateway(const struct gw_config *cfg)
 {
 	return &cfg->gw;
+}
+
+const struct gw_audit *gw_config_audit(const struct gw_config *cfg)
+{
+	return &cfg->audit;
 }
 
 const struct gw_limits *gw_config_limits(const struct gw_config *cfg)

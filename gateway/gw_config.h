@@ -89,6 +89,13 @@ struct gw_limits {
 
 void gw_limits_default(struct gw_limits *lim);
 
+/* Section audit { }; every key optional. */
+struct gw_audit {
+	const char *origin;          /* the log's name in its checkpoints; "<gateway.member>/audit" */
+	uint64_t checkpoint_entries; /* a checkpoint at least every this many entries, 1000 */
+	int64_t checkpoint_ms;       /* ... and at most this long after the first uncovered entry, 1000 */
+};
+
 struct gw_member;
 
 /* One service of the registry. */
@@ -142,6 +149,7 @@ int64_t gw_config_loaded_ms(const struct gw_config *cfg);
 
 const struct gw_gateway *gw_config_gateway(const struct gw_config *cfg);
 const struct gw_limits *gw_config_limits(const struct gw_config *cfg);
+const struct gw_audit *gw_config_audit(const struct gw_config *cfg);
 /* The identifier policy built from identifiers.legacy_uscc (never NULL). */
 const qiao_id_policy_t *gw_config_ids(const struct gw_config *cfg);
 /* Envelope limits: max_header, max_body and the identifier policy. */
