@@ -22,6 +22,7 @@ int cli_keygen(int argc, char **argv);
 int cli_envelope(int argc, char **argv);
 int cli_store(int argc, char **argv);
 int cli_status(int argc, char **argv);
+int cli_audit(int argc, char **argv);
 
 /* Print an error "qiao: <what>" to stderr, printf-style. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

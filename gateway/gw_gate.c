@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "audit.pb-c.h"
+#include "audit_log.h"
 #include "control.pb-c.h"
 #include "envelope.pb-c.h"
 #include "gw_log.h"
@@ -90,6 +92,7 @@ struct conn {
 	char peer[64];                /* Peer-Address, for logs */
 	char instance[65], sdk[65];
 	int ready, bye;
+	int dead;                     /* a send found it gone: dropped by the timers */
 	uint32_t cap;                 /* requests routed to it at once */
 	uint32_t inflight;            /* routed to it, not yet answered */
 	uint64_t served;
@@ -106,26 +109,58 @@ struct mcount {
 	unsigned n;
 };
 
-enum job_kind { JOB_ENVELOPE = 1 };
+/* What happens once a job's durable commit is done. */
+enum job_kind {
+	K_REQUEST = 1, /* route the request (or answer it: the gateway's own services) */
+	K_EVENT,       /* route the event */
+	K_ANSWER,      /* forward the provider's answer to the requester */
+	K_SEND,        /* send `out`, an answer the gateway made, to `rid` */
+	K_NONE,        /* nothing: an audit entry of its own (connections, admin) */
+};
 enum job_stage { ST_VERIFY = 1, ST_VERIFIED, ST_COMMITTED };
+
+/* One audit entry to write with a job (built on the writer thread). */
+struct aev {
+	int type, outcome, code;
+	char *reason;                 /* malloc'd, may be NULL */
+	char *detail;                 /* malloc'd, may be NULL */
+	char requester[QIAO_MEMBER_MAX], provider[QIAO_MEMBER_MAX];
+	uint8_t *hdr;                 /* copy of the header frame the entry is about */
+	size_t hdr_len;
+	uint8_t sig[QIAO_SIG_LEN];
+	uint32_t body_size;
+	uint8_t *ctx;                 /* for answers: the request's header frame (its subjects, purpose) */
+	size_t ctx_len;
+	uint8_t req_body_hash[QIAO_HASH_LEN];
+	int has_req_body_hash;
+	Qiao__V1__MemberKey *dir;     /* ADMIN_ACTION: the key directory (strings in dir_names) */
+	size_t ndir;
+	char *dir_names;
+};
 
 struct gw_gate;
 
-/* An envelope on its way through the gateway. */
+/* An envelope on its way through the gateway, or an answer and its audit
+ * entries on their way to durability. */
 struct job {
 	struct gw_item link;          /* first: the mailboxes' item */
 	struct gw_gate *g;
 	int stage;
+	int kind;
 	int rc;                       /* verify or commit result */
-	qiao_envelope_t *env;
-	uint8_t rid[RID_MAX];         /* the connection it came from */
+	qiao_envelope_t *env;         /* the envelope received (NULL for K_SEND / K_NONE) */
+	qiao_envelope_t *out;         /* K_SEND: what to send */
+	uint8_t rid[RID_MAX];         /* the connection it came from / goes to */
 	size_t rid_len;
 	char member[QIAO_MEMBER_MAX]; /* its authenticated member */
 	uint8_t pk[32];               /* key to verify with */
+	int replay;                   /* record env's message id in the replay table */
 	int64_t expires_ms;           /* replay record expiry */
-	qiao_table_t *replay;
+	struct aev ev[2];
+	int nev;
+	audit_log_t *audit;
+	qiao_table_t *replay_tbl;
 	/* REQUEST, after the routing decision */
-	const char *svc_id;           /* points into the config of the decision; re-resolved after commit */
 	char service[QIAO_MAX_SERVICE + 1];
 	int idempotent;
 	int64_t deadline_ms;
@@ -155,7 +190,7 @@ struct counters {
 	uint64_t refused[32];         /* by ErrorCode */
 	uint64_t notices, zap_ok, zap_refused, timeouts, provider_gone, retries;
 	uint64_t bad_signatures, replays, dropped_sends, late_answers, reloads, reload_failures;
-	uint64_t commit_failures;
+	uint64_t commit_failures, audit_entries, audit_failures, zap_unaudited;
 };
 
 struct gw_gate {
@@ -167,7 +202,14 @@ struct gw_gate {
 	char admin_path[108];
 	qiao_store_t *st;
 	qiao_table_t *replay_tbl;
+	audit_log_t *audit;
 	qiao_gc_t *gc;
+	uint64_t audit_submitted;     /* audit entries handed to the writer */
+	uint64_t audit_at_ckpt;       /* ... when the last checkpoint op was submitted */
+	int64_t next_ckpt;            /* monotonic ms */
+	int64_t last_ckpt_ms;         /* wall clock of the last checkpoint op */
+	int64_t zap_window;           /* CONNECTION_REFUSED entries: rate limit (monotonic s) */
+	unsigned zap_logged;
 	gw_mbox_t *vq;                /* to the verify threads */
 	gw_mbox_t *rq;                /* back to the reactor */
 	pthread_t *vthreads;
@@ -291,9 +333,17 @@ static int s_send(gw_gate_t *g, const uint8_t *rid, size_t rid_len, const struct
 	if (c)
 		c->last_send = s_mono_ms();
 	return 0;
-fail:
+fail:;
+	int e = errno;
 	g->c.dropped_sends++;
-	log_debug("send.failed reason=\"%s\"", zmq_strerror(errno));
+	log_debug("send.failed reason=\"%s\"", zmq_strerror(e));
+	if (e == EHOSTUNREACH) {
+		/* the peer is gone: the timers drop the connection */
+		struct conn *gone = gw_map_get(g->conns, rid, rid_len);
+		if (gone)
+			gone->dead = 1;
+		return 1;
+	}
 	return -1;
 }
 
@@ -327,37 +377,101 @@ static void s_notice(gw_gate_t *g, const uint8_t *rid, size_t rid_len, int code,
 	s_send_cmd(g, rid, rid_len, QIAO_CMD_NOTICE, buf, n);
 }
 
-/*
- * Answer `req` with an ERROR signed by the gateway, sent to the connection
- * rid (whose authenticated member becomes the recipient).  Falls back to a
- * NOTICE when the request's fields are too broken to be answered.
- */
-static void s_error(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
-		    const char *recipient, int code, const char *field, const char *missing_rule,
-		    uint32_t retry_after_ms, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
-static void s_error(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
-		    const char *recipient, int code, const char *field, const char *missing_rule,
-		    uint32_t retry_after_ms, const char *fmt, ...)
+/* ---- audit events ------------------------------------------------------- */
+
+static void s_aev_free(struct aev *e)
 {
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (code > 0 && code < 32)
-		g->c.refused[code]++;
+	free(e->reason);
+	free(e->detail);
+	free(e->hdr);
+	free(e->ctx);
+	free(e->dir);
+	free(e->dir_names);
+	memset(e, 0, sizeof *e);
+}
+
+/* Fill ev about envelope `about` (copies what it keeps); ctx (may be NULL)
+ * is the request an answer belongs to.  0 or QIAO_ENOMEM. */
+static int s_aev_about(struct aev *e, int type, int outcome, int code, const char *reason, const char *requester,
+		       const char *provider, const qiao_envelope_t *about, const qiao_envelope_t *ctx)
+{
+	memset(e, 0, sizeof *e);
+	e->type = type;
+	e->outcome = outcome;
+	e->code = code;
+	snprintf(e->requester, sizeof e->requester, "%s", requester ? requester : "");
+	snprintf(e->provider, sizeof e->provider, "%s", provider ? provider : "");
+	if (reason && !(e->reason = strndup(reason, 1023)))
+		return QIAO_ENOMEM;
+	if (about && about->header_len) {
+		if (!(e->hdr = malloc(about->header_len)))
+			return QIAO_ENOMEM;
+		memcpy(e->hdr, about->header, about->header_len);
+		e->hdr_len = about->header_len;
+		memcpy(e->sig, about->sig, QIAO_SIG_LEN);
+		e->body_size = (uint32_t)about->body_len;
+	}
+	if (ctx && ctx->header_len) {
+		if (!(e->ctx = malloc(ctx->header_len)))
+			return QIAO_ENOMEM;
+		memcpy(e->ctx, ctx->header, ctx->header_len);
+		e->ctx_len = ctx->header_len;
+		if (ctx->hdr && ctx->hdr->body_hash.len == QIAO_HASH_LEN) {
+			memcpy(e->req_body_hash, ctx->hdr->body_hash.data, QIAO_HASH_LEN);
+			e->has_req_body_hash = 1;
+		}
+	}
+	return 0;
+}
+
+static struct job *s_job_new(gw_gate_t *g, int kind, const uint8_t *rid, size_t rid_len, const char *member)
+{
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->g = g;
+	j->kind = kind;
+	if (rid && rid_len <= RID_MAX) {
+		memcpy(j->rid, rid, rid_len);
+		j->rid_len = rid_len;
+	}
+	snprintf(j->member, sizeof j->member, "%s", member ? member : "");
+	return j;
+}
+
+static void s_job_free(struct job *j)
+{
+	if (!j)
+		return;
+	qiao_envelope_destroy(&j->env);
+	qiao_envelope_destroy(&j->out);
+	for (int i = 0; i < j->nev; i++)
+		s_aev_free(&j->ev[i]);
+	free(j);
+}
+
+static void s_commit(gw_gate_t *g, struct job *j);
+
+/* Seal an ERROR answering `req` (signed by the gateway) for `recipient`.
+ * NULL when even a stripped-down answer cannot be sealed (why[] says). */
+static qiao_envelope_t *s_seal_error(gw_gate_t *g, const qiao_envelope_t *req, const char *recipient, int code,
+				     const char *field, const char *missing_rule, uint32_t retry_after_ms,
+				     const char *msg, char *why, size_t whylen)
+{
 	const char *gwm = gw_config_gateway(g->cfg)->member;
 	Qiao__V1__ErrorReply e = QIAO__V1__ERROR_REPLY__INIT;
 	e.code = (Qiao__V1__ErrorCode)code;
-	e.message = msg;
+	e.message = (char *)msg;
 	e.field = (char *)(field ? field : "");
 	e.missing_rule = (char *)(missing_rule ? missing_rule : "");
 	e.retry_after_ms = retry_after_ms;
 	e.origin = (char *)gwm;
 	size_t blen = qiao__v1__error_reply__get_packed_size(&e);
 	uint8_t *body = malloc(blen ? blen : 1);
-	if (!body)
-		return;
+	if (!body) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
 	qiao__v1__error_reply__pack(&e, body);
 
 	Qiao__V1__Header h = QIAO__V1__HEADER__INIT;
@@ -373,32 +487,79 @@ static void s_error(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid
 	if (strlen(rh->case_id) > QIAO_MAX_CASE)
 		h.case_id = "";
 	qiao_envelope_t *out = NULL;
-	char why[200];
-	int rc = qiao_envelope_seal(&h, body, blen, g->keys->sign_sk, &g->wl, &out, why, sizeof why);
+	int rc = qiao_envelope_seal(&h, body, blen, g->keys->sign_sk, &g->wl, &out, why, whylen);
 	if (rc != 0) {
-		/* e.g. the service name itself is invalid: retry without the
+		/* e.g. the service name itself is invalid: again without the
 		 * fields that may be at fault */
 		h.service = "";
 		h.case_id = "";
 		h.user_id = "";
-		rc = qiao_envelope_seal(&h, body, blen, g->keys->sign_sk, &g->wl, &out, why, sizeof why);
+		rc = qiao_envelope_seal(&h, body, blen, g->keys->sign_sk, &g->wl, &out, why, whylen);
 	}
 	free(body);
+	return rc == 0 ? out : NULL;
+}
+
+/*
+ * Answer `req` with an ERROR signed by the gateway, sent to the connection
+ * rid (whose authenticated member becomes the recipient) once its audit
+ * entry (`ev_type` about the request) is durable.  Falls back to a NOTICE
+ * when the request's fields are too broken to be answered.
+ */
+static void s_answer(gw_gate_t *g, int ev_type, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
+		     const char *recipient, const char *provider, int code, const char *field,
+		     const char *missing_rule, uint32_t retry_after_ms, const char *fmt, ...)
+	__attribute__((format(printf, 12, 13)));
+static void s_answer(gw_gate_t *g, int ev_type, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
+		     const char *recipient, const char *provider, int code, const char *field,
+		     const char *missing_rule, uint32_t retry_after_ms, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (code > 0 && code < 32)
+		g->c.refused[code]++;
+	const Qiao__V1__Header *rh = req->hdr;
 	char mid[33];
 	qiao_hex(rh->message_id.data, rh->message_id.len == QIAO_MSGID_LEN ? QIAO_MSGID_LEN : 0, mid);
 	char q[300];
 	log_info("request.refused code=%s member=%s msg_id=%s case_id=\"%s\" service=\"%s\" reason=\"%s\"",
 		 s_code_name(code), recipient, mid, gw_log_q(rh->case_id, q, 80), gw_log_q(rh->service, q + 100, 200),
 		 gw_log_q(msg, q + 200, 100));
-	if (rc != 0) {
+	char why[200];
+	qiao_envelope_t *out = s_seal_error(g, req, recipient, code, field, missing_rule, retry_after_ms, msg, why,
+					    sizeof why);
+	if (!out) {
 		s_notice(g, rid, rid_len, code, "%s (%s)", msg, why);
 		return;
 	}
-	struct qiao_frame f[4];
-	qiao_envelope_frames(out, f);
-	(void)s_send(g, rid, rid_len, f, 4);
-	qiao_envelope_destroy(&out);
+	struct job *j = s_job_new(g, K_SEND, rid, rid_len, recipient);
+	if (!j || s_aev_about(&j->ev[0], ev_type, QIAO__V1__AUDIT_OUTCOME__AUDIT_OUTCOME_FAILURE, code, msg,
+			      recipient, provider, req, NULL) != 0) {
+		/* no memory to audit: the refusal still goes out */
+		log_error("audit.skipped reason=\"out of memory\" msg_id=%s", mid);
+		struct qiao_frame f[4];
+		qiao_envelope_frames(out, f);
+		(void)s_send(g, rid, rid_len, f, 4);
+		qiao_envelope_destroy(&out);
+		if (j)
+			j->nev = 1;
+		s_job_free(j);
+		return;
+	}
+	j->nev = 1;
+	j->out = out;
+	s_commit(g, j);
 }
+
+#define AEV(x) QIAO__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_##x
+#define OUTCOME(x) QIAO__V1__AUDIT_OUTCOME__AUDIT_OUTCOME_##x
+
+/* A refusal by the gateway (audited REQUEST_REFUSED). */
+#define s_error(g, req, rid, rid_len, recipient, code, field, rule, retry, ...)                                   \
+	s_answer(g, AEV(REQUEST_REFUSED), req, rid, rid_len, recipient, NULL, code, field, rule, retry, __VA_ARGS__)
 
 /* ---- connections ---------------------------------------------------------- */
 
@@ -479,8 +640,8 @@ static void s_conn_drop(gw_gate_t *g, struct conn *c, const char *why)
 				s_route(g, p);
 			} else {
 				g->c.provider_gone++;
-				s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__PROVIDER_GONE,
-					NULL, NULL, 0,
+				s_answer(g, AEV(ERROR), p->req, p->rrid, p->rrid_len, p->requester, c->member,
+					 QIAO__V1__ERROR_CODE__PROVIDER_GONE, NULL, NULL, 0,
 					"the provider's instance (%s) went away with the request in flight; "
 					"it may or may not have been processed",
 					c->member);
@@ -689,7 +850,7 @@ static void s_on_ready(gw_gate_t *g, struct conn *c, const struct qiao_frame *f,
 
 /* ---- routing -------------------------------------------------------------- */
 
-static struct conn *s_pick(gw_gate_t *g, const char *svc_id, const struct conn *avoid, int *busy)
+static struct conn *s_pick(gw_gate_t *g, const char *svc_id, struct conn *const *avoid, size_t navoid, int *busy)
 {
 	struct slot *s = s_slot(g, svc_id, 0);
 	*busy = 0;
@@ -698,7 +859,10 @@ static struct conn *s_pick(gw_gate_t *g, const char *svc_id, const struct conn *
 	struct conn *best = NULL;
 	for (size_t k = 0; k < s->n; k++) {
 		struct conn *c = s->v[(s->rr + k) % s->n];
-		if (c->bye || c == avoid)
+		int skip = c->bye || c->dead;
+		for (size_t a = 0; a < navoid && !skip; a++)
+			skip = avoid[a] == c;
+		if (skip)
 			continue;
 		if (c->inflight >= c->cap) {
 			*busy = 1;
@@ -729,30 +893,41 @@ static void s_pend_finish(gw_gate_t *g, struct pend *p)
 /* Send p->req to an instance of its service (again, for a retry). */
 static void s_route(gw_gate_t *g, struct pend *p)
 {
-	int busy = 0;
-	struct conn *c = s_pick(g, p->service, NULL, &busy);
-	if (!c) {
-		if (busy)
-			s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL,
-				100, "every instance of %s is working at its limit", p->service);
-		else
-			s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__NO_INSTANCE, NULL,
-				NULL, 1000, "no instance of %s is connected", p->service);
-		s_pend_finish(g, p);
-		return;
+	/* an instance that turns out gone or full is skipped: the request
+	 * never reached it, so trying another is safe for any service */
+	struct conn *tried[8];
+	size_t ntried = 0;
+	for (;;) {
+		int busy = 0;
+		struct conn *c = s_pick(g, p->service, tried, ntried, &busy);
+		if (!c) {
+			if (busy || ntried)
+				s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__BUSY, NULL,
+					NULL, 100, "every instance of %s is working at its limit or unreachable",
+					p->service);
+			else
+				s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__NO_INSTANCE,
+					NULL, NULL, 1000, "no instance of %s is connected", p->service);
+			s_pend_finish(g, p);
+			return;
+		}
+		struct qiao_frame f[4];
+		qiao_envelope_frames(p->req, f);
+		if (s_send(g, c->rid, c->rid_len, f, 4) == 0) {
+			p->prov = c;
+			p->tries++;
+			c->inflight++;
+			c->served++;
+			return;
+		}
+		if (ntried == sizeof tried / sizeof tried[0]) {
+			s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL,
+				NULL, 200, "no instance of %s could take the request", p->service);
+			s_pend_finish(g, p);
+			return;
+		}
+		tried[ntried++] = c;
 	}
-	struct qiao_frame f[4];
-	qiao_envelope_frames(p->req, f);
-	if (s_send(g, c->rid, c->rid_len, f, 4) != 0) {
-		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
-			200, "the instance of %s could not take the request (queue full)", p->service);
-		s_pend_finish(g, p);
-		return;
-	}
-	p->prov = c;
-	p->tries++;
-	c->inflight++;
-	c->served++;
 }
 
 /* ---- discovery (services the gateway answers itself) ---------------------- */
@@ -852,9 +1027,10 @@ static int s_allowed_visit(void *arg, const struct gw_service *svc, const struct
 	return 0;
 }
 
-/* A request to one of the gateway's own services: answer it (signed). */
-static void s_gateway_service(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
-			      const char *member, const char *name)
+/* A request to one of the gateway's own services: its signed answer, or
+ * NULL when the gateway refused it instead (s_error done). */
+static qiao_envelope_t *s_gateway_service(gw_gate_t *g, const qiao_envelope_t *req, const uint8_t *rid,
+					  size_t rid_len, const char *member, const char *name)
 {
 	const Qiao__V1__Header *h = req->hdr;
 	uint8_t *body = NULL;
@@ -864,14 +1040,14 @@ static void s_gateway_service(gw_gate_t *g, const qiao_envelope_t *req, const ui
 		if (strcmp(h->body_type, "qiao.v1.ListServicesRequest") != 0) {
 			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body_type", NULL, 0,
 				"%s takes qiao.v1.ListServicesRequest", SVC_LIST);
-			return;
+			return NULL;
 		}
 		Qiao__V1__ListServicesRequest *q =
 			qiao__v1__list_services_request__unpack(NULL, req->body_len, req->body);
 		if (!q) {
 			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body", NULL, 0,
 				"the body does not decode as qiao.v1.ListServicesRequest");
-			return;
+			return NULL;
 		}
 		size_t ns = gw_config_service_count(g->cfg), n = 0;
 		struct lst *ls = calloc(ns ? ns : 1, sizeof *ls);
@@ -904,20 +1080,20 @@ static void s_gateway_service(gw_gate_t *g, const qiao_envelope_t *req, const ui
 		if (strcmp(h->body_type, "qiao.v1.AllowedServicesRequest") != 0) {
 			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body_type", NULL, 0,
 				"%s takes qiao.v1.AllowedServicesRequest", SVC_ALLOWED);
-			return;
+			return NULL;
 		}
 		Qiao__V1__AllowedServicesRequest *q =
 			qiao__v1__allowed_services_request__unpack(NULL, req->body_len, req->body);
 		if (!q) {
 			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body", NULL, 0,
 				"the body does not decode as qiao.v1.AllowedServicesRequest");
-			return;
+			return NULL;
 		}
 		if (q->client[0] && strcmp(q->client, member) != 0) {
 			s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__POLICY_DENIED, "client", NULL, 0,
 				"only the gateway's auditor and administrator roles may ask about another member");
 			qiao__v1__allowed_services_request__free_unpacked(q, NULL);
-			return;
+			return NULL;
 		}
 		struct allowed_walk w = {.g = g, .provider = q->provider, .cap = 4096};
 		w.v = calloc(w.cap, sizeof *w.v);
@@ -944,7 +1120,7 @@ static void s_gateway_service(gw_gate_t *g, const qiao_envelope_t *req, const ui
 	}
 	if (!body) {
 		s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500, "out of memory");
-		return;
+		return NULL;
 	}
 	Qiao__V1__Header rh = QIAO__V1__HEADER__INIT;
 	uint8_t store[QIAO_MSGID_LEN + QIAO_HASH_LEN];
@@ -958,13 +1134,9 @@ static void s_gateway_service(gw_gate_t *g, const qiao_envelope_t *req, const ui
 	if (rc != 0) {
 		s_error(g, req, rid, rid_len, member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 0,
 			"the answer could not be sealed: %s", why);
-		return;
+		return NULL;
 	}
-	struct qiao_frame f[4];
-	qiao_envelope_frames(out, f);
-	(void)s_send(g, rid, rid_len, f, 4);
-	qiao_envelope_destroy(&out);
-	g->c.responses++;
+	return out;
 }
 
 /* ---- replay window --------------------------------------------------------- */
@@ -985,15 +1157,99 @@ static int s_replay_seen(gw_gate_t *g, const uint8_t *id)
 	return rc == 0;
 }
 
-/* Writer thread: record the id; a duplicate makes the operation fail. */
-static int s_replay_apply(qiao_txn_t *txn, void *arg)
+/* Writer thread: one audit entry from its event. */
+static int s_aev_write(audit_log_t *audit, qiao_txn_t *txn, const struct aev *ev)
 {
-	struct job *j = arg;
-	uint8_t v = 1;
-	return qiao_store_insert(txn, j->replay, j->env->hdr->message_id.data, QIAO_MSGID_LEN, &v, 1, j->expires_ms);
+	Qiao__V1__AuditEntry e = QIAO__V1__AUDIT_ENTRY__INIT;
+	e.event_type = (Qiao__V1__AuditEventType)ev->type;
+	e.outcome = (Qiao__V1__AuditOutcome)ev->outcome;
+	e.error_code = (Qiao__V1__ErrorCode)ev->code;
+	e.refusal_reason = ev->reason ? ev->reason : "";
+	e.detail = ev->detail ? ev->detail : "";
+	e.requester = (char *)ev->requester;
+	e.provider = (char *)ev->provider;
+	Qiao__V1__Header *h = ev->hdr ? qiao__v1__header__unpack(NULL, ev->hdr_len, ev->hdr) : NULL;
+	Qiao__V1__Header *c = ev->ctx ? qiao__v1__header__unpack(NULL, ev->ctx_len, ev->ctx) : NULL;
+	/* who, for whom, why: from the request (ctx) for answers */
+	const Qiao__V1__Header *who = c ? c : h;
+	ProtobufCBinaryData subj[QIAO_MAX_SUBJECTS];
+	uint8_t subj_h[QIAO_MAX_SUBJECTS][AUDIT_HASH];
+	if (who) {
+		e.end_user = who->user_id;
+		e.service = who->service;
+		e.case_id = who->case_id;
+		e.purpose = who->purpose;
+		e.legal_basis = who->legal_basis;
+		size_t n = who->n_subjects < QIAO_MAX_SUBJECTS ? who->n_subjects : QIAO_MAX_SUBJECTS;
+		for (size_t i = 0; i < n; i++) {
+			const Qiao__V1__DataSubject *d = who->subjects[i];
+			audit_log_subject_hash(audit, d->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID ? "RESIDENT_ID" : "USCC",
+					       d->id, subj_h[i]);
+			subj[i].data = subj_h[i];
+			subj[i].len = AUDIT_HASH;
+		}
+		e.subject_hashes = subj;
+		e.n_subject_hashes = n;
+		e.subject_key_id = n ? AUDIT_SUBJECT_KEY_ID : 0;
+	}
+	if (h) {
+		e.message_id = h->message_id;
+		e.in_reply_to = h->in_reply_to;
+		e.header.data = ev->hdr;
+		e.header.len = ev->hdr_len;
+		e.header_signature.data = (uint8_t *)ev->sig;
+		e.header_signature.len = QIAO_SIG_LEN;
+		e.signer = h->sender;
+		e.body_hash = h->body_hash;
+		e.body_type = h->body_type;
+		e.body_size = ev->body_size;
+	}
+	if (ev->has_req_body_hash) {
+		e.request_body_hash.data = (uint8_t *)ev->req_body_hash;
+		e.request_body_hash.len = QIAO_HASH_LEN;
+	}
+	Qiao__V1__MemberKey **dirp = NULL;
+	if (ev->ndir) {
+		dirp = malloc(ev->ndir * sizeof *dirp);
+		if (!dirp) {
+			e.n_directory = 0;
+		} else {
+			for (size_t i = 0; i < ev->ndir; i++)
+				dirp[i] = &ev->dir[i];
+			e.directory = dirp;
+			e.n_directory = ev->ndir;
+		}
+	}
+	int rc = dirp || !ev->ndir ? audit_log_append(audit, txn, &e, NULL) : QIAO_ENOMEM;
+	free(dirp);
+	if (h)
+		qiao__v1__header__free_unpacked(h, NULL);
+	if (c)
+		qiao__v1__header__free_unpacked(c, NULL);
+	return rc;
 }
 
-static void s_replay_done(void *arg, int rc)
+/* Writer thread: the job's durable part.  A replayed message id makes the
+ * operation fail (and undoes its entries). */
+static int s_job_apply(qiao_txn_t *txn, void *arg)
+{
+	struct job *j = arg;
+	if (j->replay) {
+		uint8_t v = 1;
+		int rc = qiao_store_insert(txn, j->replay_tbl, j->env->hdr->message_id.data, QIAO_MSGID_LEN, &v, 1,
+					   j->expires_ms);
+		if (rc != 0)
+			return rc;
+	}
+	for (int i = 0; i < j->nev; i++) {
+		int rc = s_aev_write(j->audit, txn, &j->ev[i]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void s_job_done(void *arg, int rc)
 {
 	struct job *j = arg;
 	j->rc = rc;
@@ -1001,31 +1257,41 @@ static void s_replay_done(void *arg, int rc)
 	gw_mbox_post(j->g->rq, &j->link);
 }
 
-static void s_job_free(struct job *j)
-{
-	if (!j)
-		return;
-	qiao_envelope_destroy(&j->env);
-	free(j);
-}
-
-/* Make the job's message id durable, then continue in s_on_committed. */
+/* Make the job durable (its message id when j->replay, its audit
+ * entries), then continue in s_on_job. */
 static void s_commit(gw_gate_t *g, struct job *j)
 {
 	const struct gw_limits *lim = gw_config_limits(g->cfg);
 	j->expires_ms = qiao_now_ms() + lim->replay_window_ms;
-	j->replay = g->replay_tbl;
+	j->replay_tbl = g->replay_tbl;
+	j->audit = g->audit;
+	j->stage = ST_COMMITTED;
 	/* counted until the job comes back through the mailbox, also when
 	 * it comes back at once because it could not be submitted */
 	g->outstanding++;
-	int rc = gw_map_put(g->recent, j->env->hdr->message_id.data, QIAO_MSGID_LEN, (void *)1);
-	if (rc == 0)
-		rc = qiao_gc_submit(g->gc, s_replay_apply, j, s_replay_done, j);
-	if (rc != 0) {
-		j->rc = rc == QIAO_EEXIST ? QIAO_EEXIST : rc;
-		j->stage = ST_COMMITTED;
-		gw_mbox_post(g->rq, &j->link); /* handled like a failed commit */
+	int rc = 0;
+	if (j->replay)
+		rc = gw_map_put(g->recent, j->env->hdr->message_id.data, QIAO_MSGID_LEN, (void *)1);
+	if (rc == 0) {
+		rc = qiao_gc_submit(g->gc, s_job_apply, j, s_job_done, j);
+		if (rc != 0 && j->replay)
+			gw_map_del(g->recent, j->env->hdr->message_id.data, QIAO_MSGID_LEN);
 	}
+	if (rc != 0) {
+		j->replay = 0; /* nothing of it is in `recent` */
+		j->rc = rc;
+		gw_mbox_post(g->rq, &j->link); /* handled like a failed commit */
+		return;
+	}
+	g->audit_submitted += (uint64_t)j->nev;
+}
+
+/* An audit entry of its own (no message to deliver): connection refused,
+ * administrator action. */
+static void s_audit_only(gw_gate_t *g, struct job *j)
+{
+	j->kind = K_NONE;
+	s_commit(g, j);
 }
 
 /* ---- envelopes -------------------------------------------------------------- */
@@ -1167,7 +1433,21 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 	gw_mbox_post(g->vq, &j->link);
 }
 
-/* A request whose signature verified: decide, then commit its id. */
+/* The gateway's own service named by a request, or NULL. */
+static const char *s_own_service(gw_gate_t *g, const char *service)
+{
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	size_t gl = strlen(gwm);
+	const char *own = NULL;
+	if (strncmp(service, gwm, gl) == 0 && service[gl] == '/')
+		own = service + gl + 1;
+	else if (!strchr(service, '/') && !gw_config_service(g->cfg, service))
+		own = service;
+	return own && (strcmp(own, SVC_LIST) == 0 || strcmp(own, SVC_ALLOWED) == 0) ? own : NULL;
+}
+
+/* A request whose signature verified: decide, then make its id and its
+ * audit entry durable. */
 static void s_on_request(gw_gate_t *g, struct job *j)
 {
 	const struct gw_limits *lim = gw_config_limits(g->cfg);
@@ -1179,20 +1459,27 @@ static void s_on_request(gw_gate_t *g, struct job *j)
 			"the gateway is shutting down");
 		goto drop;
 	}
-	/* the gateway's own services */
-	size_t gl = strlen(gwm);
-	const char *own = NULL;
-	if (strncmp(h->service, gwm, gl) == 0 && h->service[gl] == '/')
-		own = h->service + gl + 1;
-	else if (!gw_config_service(g->cfg, h->service) && !strchr(h->service, '/'))
-		own = h->service;
-	if (own && (strcmp(own, SVC_LIST) == 0 || strcmp(own, SVC_ALLOWED) == 0)) {
+	const char *own = s_own_service(g, h->service);
+	if (own) {
 		if (h->kind != QIAO__V1__MESSAGE_KIND__REQUEST) {
 			s_notice(g, j->rid, j->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "%s takes requests", own);
 			goto drop;
 		}
+		qiao_envelope_t *out = s_gateway_service(g, env, j->rid, j->rid_len, j->member, own);
+		if (!out)
+			goto drop; /* refused, audited as such */
 		g->c.requests++;
-		s_commit(g, j); /* its id is recorded like any other, then answered */
+		j->kind = K_SEND;
+		j->out = out;
+		j->replay = 1;
+		if (s_aev_about(&j->ev[0], AEV(REQUEST_ACCEPTED), OUTCOME(SUCCESS), 0, NULL, j->member, gwm, env, NULL) ||
+		    s_aev_about(&j->ev[1], AEV(RESPONSE_DELIVERED), OUTCOME(SUCCESS), 0, NULL, j->member, gwm, out,
+				env)) {
+			j->nev = 2;
+			goto nomem;
+		}
+		j->nev = 2;
+		s_commit(g, j);
 		return;
 	}
 	int personal = 0;
@@ -1201,7 +1488,8 @@ static void s_on_request(gw_gate_t *g, struct job *j)
 			personal = 1;
 	struct gw_decision d;
 	if (gw_policy_check(g->cfg, j->member, h->service, h->purpose, h->case_id, personal, &d) != 0) {
-		s_error(g, env, j->rid, j->rid_len, j->member, d.code, d.code == QIAO__V1__ERROR_CODE__PURPOSE_REQUIRED ? "purpose" : "service",
+		s_error(g, env, j->rid, j->rid_len, j->member, d.code,
+			d.code == QIAO__V1__ERROR_CODE__PURPOSE_REQUIRED ? "purpose" : "service",
 			d.missing_rule[0] ? d.missing_rule : NULL, 0, "%s", d.reason);
 		goto drop;
 	}
@@ -1231,7 +1519,7 @@ static void s_on_request(gw_gate_t *g, struct job *j)
 		goto drop;
 	}
 	int busy;
-	if (!s_pick(g, s->id, NULL, &busy)) {
+	if (!s_pick(g, s->id, NULL, 0, &busy)) {
 		if (busy)
 			s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
 				"every instance of %s is working at its limit", s->id);
@@ -1244,32 +1532,32 @@ static void s_on_request(gw_gate_t *g, struct job *j)
 	j->idempotent = s->idempotent;
 	int64_t cap = now + lim->max_deadline_ms;
 	j->deadline_ms = h->deadline_ms && h->deadline_ms < cap ? h->deadline_ms : cap;
+	j->kind = is_event ? K_EVENT : K_REQUEST;
+	j->replay = 1;
+	j->nev = 1;
+	if (s_aev_about(&j->ev[0], is_event ? AEV(EVENT_DELIVERED) : AEV(REQUEST_ACCEPTED), OUTCOME(SUCCESS), 0, NULL,
+			j->member, s->provider->id, env, NULL))
+		goto nomem;
 	if (!is_event && mc)
 		mc->n++; /* counted from acceptance, so commits in progress count too */
 	g->c.requests += !is_event;
 	g->c.events += is_event;
 	s_commit(g, j);
 	return;
+nomem:
+	s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500,
+		"out of memory at the gateway");
 drop:
 	s_job_free(j);
 }
 
-/* The request's id is durable: route it. */
+/* The request's id and entry are durable: route it. */
 static void s_request_committed(gw_gate_t *g, struct job *j)
 {
 	const Qiao__V1__Header *h = j->env->hdr;
-	const char *gwm = gw_config_gateway(g->cfg)->member;
-	if (!j->service[0]) { /* a gateway service */
-		size_t gl = strlen(gwm);
-		const char *own = strncmp(h->service, gwm, gl) == 0 && h->service[gl] == '/' ? h->service + gl + 1
-											   : h->service;
-		s_gateway_service(g, j->env, j->rid, j->rid_len, j->member, own);
-		s_job_free(j);
-		return;
-	}
-	if (h->kind == QIAO__V1__MESSAGE_KIND__EVENT) {
+	if (j->kind == K_EVENT) {
 		int busy;
-		struct conn *c = s_pick(g, j->service, NULL, &busy);
+		struct conn *c = s_pick(g, j->service, NULL, 0, &busy);
 		struct qiao_frame f[4];
 		qiao_envelope_frames(j->env, f);
 		if (!c || s_send(g, c->rid, c->rid_len, f, 4) != 0)
@@ -1342,6 +1630,26 @@ static void s_on_answer(gw_gate_t *g, struct job *j)
 		s_job_free(j);
 		return;
 	}
+	int is_err = h->kind == QIAO__V1__MESSAGE_KIND__ERROR;
+	int code = 0;
+	if (is_err) {
+		Qiao__V1__ErrorReply *er = qiao__v1__error_reply__unpack(NULL, j->env->body_len, j->env->body);
+		if (er) {
+			code = er->code;
+			qiao__v1__error_reply__free_unpacked(er, NULL);
+		}
+	}
+	j->kind = K_ANSWER;
+	j->replay = 1;
+	j->nev = 1;
+	if (s_aev_about(&j->ev[0], is_err ? AEV(ERROR) : AEV(RESPONSE_DELIVERED), is_err ? OUTCOME(FAILURE) : OUTCOME(SUCCESS),
+			code, NULL, p->requester, j->member, j->env, p->req)) {
+		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500,
+			"out of memory at the gateway");
+		s_pend_finish(g, p);
+		s_job_free(j);
+		return;
+	}
 	p->answering = 1;
 	memcpy(j->reply_to, p->msgid, QIAO_MSGID_LEN);
 	s_commit(g, j);
@@ -1350,7 +1658,7 @@ static void s_on_answer(gw_gate_t *g, struct job *j)
 static void s_answer_committed(gw_gate_t *g, struct job *j)
 {
 	struct pend *p = gw_map_get(g->pending, j->reply_to, QIAO_MSGID_LEN);
-	if (!p) { /* timed out meanwhile: the requester already has its TIMEOUT */
+	if (!p) { /* cannot happen: an answering pending is not timed out */
 		g->c.late_answers++;
 		s_job_free(j);
 		return;
@@ -1366,13 +1674,91 @@ static void s_answer_committed(gw_gate_t *g, struct job *j)
 	s_job_free(j);
 }
 
+/* A job's commit failed: the message id was seen (replay), or the store
+ * cannot write.  Nothing of it is durable. */
+static void s_commit_failed(gw_gate_t *g, struct job *j)
+{
+	int replay = j->rc == QIAO_EEXIST;
+	if (!replay) {
+		g->c.commit_failures++;
+		g->c.audit_failures += (uint64_t)j->nev;
+		log_error("audit.commit_failed member=%s entries=%d reason=\"%s\"", j->member, j->nev,
+			  qiao_strerror(j->rc));
+	}
+	switch (j->kind) {
+	case K_REQUEST:
+	case K_EVENT: {
+		if (j->kind == K_REQUEST) {
+			struct mcount *mc = s_mcount(g, j->member, 0);
+			if (mc && mc->n)
+				mc->n--;
+		}
+		if (replay) {
+			g->c.replays++;
+			s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__REPLAY, "message_id", NULL,
+				0, "this message id was seen before");
+			break;
+		}
+		/* the store is failing: answer without an audit entry */
+		char why[200];
+		qiao_envelope_t *out = s_seal_error(g, j->env, j->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
+						    1000, "the gateway cannot record the request durably", why,
+						    sizeof why);
+		if (out) {
+			struct qiao_frame f[4];
+			qiao_envelope_frames(out, f);
+			(void)s_send(g, j->rid, j->rid_len, f, 4);
+			qiao_envelope_destroy(&out);
+		}
+		break;
+	}
+	case K_ANSWER: {
+		struct pend *p = gw_map_get(g->pending, j->reply_to, QIAO_MSGID_LEN);
+		if (!p)
+			break;
+		p->answering = 0;
+		if (replay) {
+			/* the provider reused a message id: never deliver it */
+			s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 0,
+				"the provider's answer reused a message id and was refused");
+		} else {
+			char why[200];
+			qiao_envelope_t *out = s_seal_error(g, p->req, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL,
+							    NULL, 1000,
+							    "the provider answered, but the gateway cannot record the "
+							    "answer durably, so it is withheld",
+							    why, sizeof why);
+			if (out) {
+				struct qiao_frame f[4];
+				qiao_envelope_frames(out, f);
+				(void)s_send(g, p->rrid, p->rrid_len, f, 4);
+				qiao_envelope_destroy(&out);
+			}
+		}
+		s_pend_finish(g, p);
+		break;
+	}
+	case K_SEND:
+		/* a refusal the gateway made still goes out: it delivers no data */
+		if (j->out) {
+			struct qiao_frame f[4];
+			qiao_envelope_frames(j->out, f);
+			(void)s_send(g, j->rid, j->rid_len, f, 4);
+		}
+		break;
+	default:
+		break;
+	}
+	s_job_free(j);
+}
+
 /* A job came back from a verify thread or the writer. */
 static void s_on_job(gw_gate_t *g, struct job *j)
 {
 	g->outstanding--;
-	const Qiao__V1__Header *h = j->env->hdr;
-	int is_req = h->kind == QIAO__V1__MESSAGE_KIND__REQUEST || h->kind == QIAO__V1__MESSAGE_KIND__EVENT;
 	if (j->stage == ST_VERIFIED) {
+		const Qiao__V1__Header *h = j->env->hdr;
+		int is_req = h->kind == QIAO__V1__MESSAGE_KIND__REQUEST || h->kind == QIAO__V1__MESSAGE_KIND__EVENT;
 		if (j->rc != 0) {
 			g->c.bad_signatures++;
 			log_warn("signature.bad member=%s", j->member);
@@ -1392,43 +1778,34 @@ static void s_on_job(gw_gate_t *g, struct job *j)
 		return;
 	}
 	/* ST_COMMITTED */
-	gw_map_del(g->recent, h->message_id.data, QIAO_MSGID_LEN);
+	if (j->replay)
+		gw_map_del(g->recent, j->env->hdr->message_id.data, QIAO_MSGID_LEN);
 	if (j->rc != 0) {
-		int replay = j->rc == QIAO_EEXIST;
-		if (!replay)
-			g->c.commit_failures++;
-		log_warn("commit.failed member=%s reason=\"%s\"", j->member, qiao_strerror(j->rc));
-		if (is_req) {
-			if (j->service[0] && h->kind == QIAO__V1__MESSAGE_KIND__REQUEST) {
-				struct mcount *mc = s_mcount(g, j->member, 0);
-				if (mc && mc->n)
-					mc->n--;
-			}
-			if (replay)
-				s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__REPLAY, "message_id",
-					NULL, 0, "this message id was seen before");
-			else
-				s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL,
-					NULL, 1000, "the gateway could not record the request durably (%s)",
-					qiao_strerror(j->rc));
-		} else {
-			struct pend *p = gw_map_get(g->pending, j->reply_to, QIAO_MSGID_LEN);
-			if (p) {
-				p->answering = 0;
-				s_error(g, p->req, p->rrid, p->rrid_len, p->requester,
-					replay ? QIAO__V1__ERROR_CODE__REPLAY : QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
-					replay ? 0 : 1000, "the provider's answer could not be recorded (%s)",
-					qiao_strerror(j->rc));
-				s_pend_finish(g, p);
-			}
-		}
-		s_job_free(j);
+		s_commit_failed(g, j);
 		return;
 	}
-	if (is_req)
+	g->c.audit_entries += (uint64_t)j->nev;
+	switch (j->kind) {
+	case K_REQUEST:
+	case K_EVENT:
 		s_request_committed(g, j);
-	else
+		break;
+	case K_ANSWER:
 		s_answer_committed(g, j);
+		break;
+	case K_SEND: {
+		struct qiao_frame f[4];
+		qiao_envelope_frames(j->out, f);
+		(void)s_send(g, j->rid, j->rid_len, f, 4);
+		if (j->env)
+			g->c.responses++;
+		s_job_free(j);
+		break;
+	}
+	default:
+		s_job_free(j);
+		break;
+	}
 }
 
 /* ---- verify threads ------------------------------------------------------- */
@@ -1445,6 +1822,111 @@ static void *s_verify_main(void *arg)
 		gw_mbox_post(g->rq, &j->link);
 	}
 	return NULL;
+}
+
+/* ---- audit entries of the gateway's own ---------------------------------- */
+
+/* ADMIN_ACTION: the gateway started or reloaded; the entry carries every
+ * member's signing key (and the gateway's), so that verify can check the
+ * signatures of what follows from the log alone. */
+static void s_audit_admin(gw_gate_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_audit_admin(gw_gate_t *g, const char *fmt, ...)
+{
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	struct job *j = s_job_new(g, K_NONE, NULL, 0, gwm);
+	if (!j)
+		goto fail;
+	j->nev = 1;
+	struct aev *e = &j->ev[0];
+	e->type = AEV(ADMIN_ACTION);
+	e->outcome = OUTCOME(SUCCESS);
+	snprintf(e->requester, sizeof e->requester, "%s", gwm);
+	char detail[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	size_t nm = gw_config_member_count(g->cfg), n = nm + 1;
+	const size_t slot = QIAO_MEMBER_MAX + 32;
+	e->detail = strdup(detail);
+	e->dir = calloc(n, sizeof *e->dir);
+	e->dir_names = malloc(n * slot);
+	if (!e->detail || !e->dir || !e->dir_names)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = i < nm ? gw_config_member_at(g->cfg, i)->id : gwm;
+		const uint8_t *pk = i < nm ? gw_config_member_at(g->cfg, i)->sign_public : g->keys->sign_pk;
+		char *name = e->dir_names + i * slot;
+		snprintf(name, QIAO_MEMBER_MAX, "%s", id);
+		memcpy(name + QIAO_MEMBER_MAX, pk, 32);
+		qiao__v1__member_key__init(&e->dir[i]);
+		e->dir[i].member = name;
+		e->dir[i].sign_public.data = (uint8_t *)name + QIAO_MEMBER_MAX;
+		e->dir[i].sign_public.len = 32;
+	}
+	e->ndir = n;
+	s_audit_only(g, j);
+	return;
+fail:
+	log_error("audit.skipped event=admin_action reason=\"out of memory\"");
+	s_job_free(j);
+}
+
+/* CONNECTION_REFUSED, at most 20 a second (a loop of refused handshakes
+ * must not flood the log; the rest are counted). */
+static void s_audit_zap(gw_gate_t *g, const char *peer, const char *key, const char *why)
+{
+	int64_t sec = s_mono_ms() / 1000;
+	if (sec != g->zap_window) {
+		g->zap_window = sec;
+		g->zap_logged = 0;
+	}
+	if (g->zap_logged >= 20) {
+		g->c.zap_unaudited++;
+		return;
+	}
+	g->zap_logged++;
+	struct job *j = s_job_new(g, K_NONE, NULL, 0, NULL);
+	if (!j)
+		return;
+	j->nev = 1;
+	struct aev *e = &j->ev[0];
+	e->type = AEV(CONNECTION_REFUSED);
+	e->outcome = OUTCOME(FAILURE);
+	e->code = QIAO__V1__ERROR_CODE__NOT_AUTHENTICATED;
+	char d[256];
+	snprintf(d, sizeof d, "peer=%s curve_key=%s", peer, key[0] ? key : "-");
+	e->detail = strdup(d);
+	e->reason = strdup(why);
+	if (!e->detail || !e->reason) {
+		s_job_free(j);
+		return;
+	}
+	s_audit_only(g, j);
+}
+
+/* Writer thread: sign a checkpoint if entries are uncovered. */
+static int s_ckpt_apply(qiao_txn_t *txn, void *arg)
+{
+	struct job *j = arg;
+	return audit_log_checkpoint(j->audit, txn, qiao_now_ms(), NULL);
+}
+
+static void s_checkpoint_now(gw_gate_t *g)
+{
+	struct job *j = s_job_new(g, K_NONE, NULL, 0, NULL);
+	if (!j)
+		return;
+	j->audit = g->audit;
+	j->stage = ST_COMMITTED;
+	g->outstanding++;
+	if (qiao_gc_submit(g->gc, s_ckpt_apply, j, s_job_done, j) != 0) {
+		g->outstanding--;
+		s_job_free(j);
+		return;
+	}
+	g->audit_at_ckpt = g->audit_submitted;
+	g->last_ckpt_ms = qiao_now_ms();
 }
 
 /* ---- ZAP ------------------------------------------------------------------ */
@@ -1500,6 +1982,7 @@ static void s_on_zap(gw_gate_t *g)
 	} else {
 		g->c.zap_refused++;
 		log_warn("zap.refused peer=%s curve_key=%s reason=\"%s\"", peer, keyb64[0] ? keyb64 : "-", text);
+		s_audit_zap(g, peer, keyb64, text);
 	}
 	const void *rid = n >= 2 ? zmq_msg_data(&part[1]) : "";
 	size_t rlen = n >= 2 ? zmq_msg_size(&part[1]) : 0;
@@ -1670,6 +2153,11 @@ static json_t *s_status_json(gw_gate_t *g)
 	json_object_set_new(q, "in_progress", json_integer(g->outstanding));
 	json_object_set_new(q, "max_pending", json_integer(gw_config_limits(g->cfg)->max_pending));
 	json_object_set_new(o, "queues", q);
+	json_t *au = json_object();
+	json_object_set_new(au, "origin", json_string(gw_config_audit(g->cfg)->origin));
+	json_object_set_new(au, "entries_written", json_integer((json_int_t)g->c.audit_entries));
+	json_object_set_new(au, "last_checkpoint_ms", json_integer(g->last_ckpt_ms));
+	json_object_set_new(o, "audit", au);
 
 	json_t *k = json_object();
 #define CNT(name) json_object_set_new(k, #name, json_integer((json_int_t)g->c.name))
@@ -1691,6 +2179,9 @@ static json_t *s_status_json(gw_gate_t *g)
 	CNT(reloads);
 	CNT(reload_failures);
 	CNT(commit_failures);
+	CNT(audit_entries);
+	CNT(audit_failures);
+	CNT(zap_unaudited);
 #undef CNT
 	json_object_set_new(k, "commits", json_integer((json_int_t)gs.batches));
 	json_t *ref = json_object();
@@ -1794,20 +2285,29 @@ static void s_timers(gw_gate_t *g)
 			continue;
 		}
 		g->c.timeouts++;
-		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__TIMEOUT, NULL, NULL, 0,
-			"%s did not answer before the deadline", p->service);
+		s_answer(g, AEV(TIMEOUT), p->req, p->rrid, p->rrid_len, p->requester, p->prov ? p->prov->member : NULL,
+			 QIAO__V1__ERROR_CODE__TIMEOUT, NULL, NULL, 0, "%s did not answer before the deadline", p->service);
 		s_pend_finish(g, p);
 	}
 	/* heartbeats and liveness */
 	int64_t dead = lim->heartbeat_ms * (int64_t)lim->heartbeat_liveness;
 	for (struct conn *c = g->conn_list, *next; c; c = next) {
 		next = c->next;
+		if (c->dead) {
+			s_conn_drop(g, c, "disconnected");
+			continue;
+		}
 		if (mono - c->last_recv > dead) {
 			s_conn_drop(g, c, "silent for longer than heartbeat_ms x heartbeat_liveness");
 			continue;
 		}
 		if (mono - c->last_send >= lim->heartbeat_ms)
 			s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_HEARTBEAT, NULL, 0);
+	}
+	if (mono >= g->next_ckpt) {
+		g->next_ckpt = mono + gw_config_audit(g->cfg)->checkpoint_ms;
+		if (g->audit_submitted != g->audit_at_ckpt)
+			s_checkpoint_now(g);
 	}
 	if (mono >= g->next_sweep) {
 		g->next_sweep = mono + SWEEP_EVERY_MS;
@@ -1884,6 +2384,9 @@ static void s_reload(gw_gate_t *g)
 		}
 	}
 	gw_config_free(&old);
+	s_audit_admin(g, "configuration reloaded from %s: %zu members, %zu services, %zu policy rules",
+		      gw_config_path(g->cfg), gw_config_member_count(g->cfg), gw_config_service_count(g->cfg),
+		      gw_policy_rule_count(g->cfg));
 	log_info("reload.ok members=%zu services=%zu rules=%zu", gw_config_member_count(g->cfg),
 		 gw_config_service_count(g->cfg), gw_policy_rule_count(g->cfg));
 }
@@ -1924,6 +2427,16 @@ int gw_gate_new(struct gw_config **cfgp, gw_gate_t **out, char *err, size_t errl
 		snprintf(err, errlen, "store %s, table replay: %s", gw->store, qiao_strerror(rc));
 		goto fail;
 	}
+	const struct gw_audit *au = gw_config_audit(g->cfg);
+	struct audit_cfg ac = {.store_dir = gw->store,
+			       .origin = au->origin,
+			       .gateway = gw->member,
+			       .checkpoint_entries = au->checkpoint_entries,
+			       .sign_sk = g->keys->sign_sk,
+			       .sign_pk = g->keys->sign_pk};
+	rc = audit_log_open(g->st, &ac, &g->audit, err, errlen);
+	if (rc != 0)
+		goto fail;
 	rc = qiao_gc_new(g->st, NULL, &g->gc);
 	if (rc != 0) {
 		snprintf(err, errlen, "group-commit writer: %s", qiao_strerror(rc));
@@ -2030,6 +2543,8 @@ int gw_gate_run(gw_gate_t *g, volatile sig_atomic_t *stop, volatile sig_atomic_t
 	log_info("gateway.ready member=%s listen=%s members=%zu services=%zu rules=%zu verify_threads=%u", gw->member,
 		 gw->listen[0], gw_config_member_count(g->cfg), gw_config_service_count(g->cfg),
 		 gw_policy_rule_count(g->cfg), g->nvthreads);
+	s_audit_admin(g, "gateway started with %s: %zu members, %zu services, %zu policy rules", gw_config_path(g->cfg),
+		      gw_config_member_count(g->cfg), gw_config_service_count(g->cfg), gw_policy_rule_count(g->cfg));
 	int64_t drain_until = 0;
 	for (;;) {
 		if (*stop && !g->draining) {
@@ -2066,12 +2581,19 @@ int gw_gate_run(gw_gate_t *g, volatile sig_atomic_t *stop, volatile sig_atomic_t
 		}
 		s_timers(g);
 	}
-	/* answer what is still waiting, then say goodbye */
+	/* answer what is still waiting (audited), sign a last checkpoint,
+	 * then say goodbye */
 	while (g->nheap) {
 		struct pend *p = g->heap[0];
-		s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL, 2000,
-			"the gateway shut down before %s answered", p->service);
+		s_answer(g, AEV(TIMEOUT), p->req, p->rrid, p->rrid_len, p->requester, p->prov ? p->prov->member : NULL,
+			 QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL, 2000, "the gateway shut down before %s answered",
+			 p->service);
 		s_pend_finish(g, p);
+	}
+	s_checkpoint_now(g);
+	for (int spin = 0; g->outstanding && spin < 1000; spin++) {
+		(void)qiao_gc_flush(g->gc);
+		s_drain_mailbox(g);
 	}
 	for (struct conn *c = g->conn_list; c; c = c->next)
 		s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_BYE, NULL, 0);
@@ -2141,6 +2663,7 @@ void gw_gate_destroy(gw_gate_t **gp)
 		close(g->admin_fd);
 		unlink(g->admin_path);
 	}
+	audit_log_close(&g->audit);
 	qiao_store_close(&g->st);
 	qiao_keys_destroy(&g->keys);
 	gw_config_free(&g->cfg);

@@ -19,6 +19,8 @@ static void s_usage(FILE *out)
 	      "  envelope seal|open ...   build or check a signed message file\n"
 	      "  store --store DIR put|get|del|list|backup ...\n"
 	      "                           low-level access to a Qiao LMDB store\n"
+	      "  audit SUBCOMMAND --store DIR ...\n"
+	      "                           query, prove and verify the audit log (qiao audit --help)\n"
 	      "  status --config FILE | --socket PATH [--json]\n"
 	      "                           live state of a running gateway (adapters, services,\n"
 	      "                           queues, counters)\n"
@@ -56,6 +58,8 @@ int main(int argc, char **argv)
 		return cli_keygen(argc - 1, argv + 1);
 	if (!strcmp(cmd, "envelope"))
 		return cli_envelope(argc - 1, argv + 1);
+	if (!strcmp(cmd, "audit"))
+		return cli_audit(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cli_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "store"))
