@@ -21,7 +21,7 @@ static const struct err_row s_errs[] = {
 	{QIAO_ECONFIG, "QIAO_ECONFIG", "configuration invalid"},
 	{QIAO_ETOOBIG, "QIAO_ETOOBIG", "frame or field exceeds its size limit"},
 	{QIAO_EFRAMES, "QIAO_EFRAMES", "wrong number of frames or unknown command"},
-	{QIAO_EDECODE, "QIAO_EDECODE", "malformed protobuf message"},
+	{QIAO_EDECODE, "QIAO_EDECODE", "malformed message (protobuf, note, checkpoint or proof)"},
 	{QIAO_EVERSION, "QIAO_EVERSION", "unsupported protocol version"},
 	{QIAO_EALG, "QIAO_EALG", "unsupported signature algorithm"},
 	{QIAO_EBADSIG, "QIAO_EBADSIG", "signature does not verify"},

@@ -29,7 +29,7 @@ enum qiao_err {
 	/* wire: framing, decoding, validation */
 	QIAO_ETOOBIG = -1100,     /* a frame or field exceeds its size limit */
 	QIAO_EFRAMES = -1101,     /* wrong number of frames or bad command frame */
-	QIAO_EDECODE = -1102,     /* bytes are not a valid protobuf message */
+	QIAO_EDECODE = -1102,     /* bytes are not a valid message (protobuf, signed note, proof) */
 	QIAO_EVERSION = -1103,    /* unsupported protocol version */
 	QIAO_EALG = -1104,        /* unsupported signature algorithm */
 	QIAO_EBADSIG = -1105,     /* signature does not verify */

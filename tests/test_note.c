@@ -256,6 +256,8 @@ static void test_sign_verify(void)
 	CHECK_RC(note_sign(t, strlen(t), "witness.example", sk2, &out2));
 	b_str(&b, out2);
 	b_str(&b, out + strlen(t) + 1); /* our signature line */
+	free(out2);
+	out2 = NULL;
 	for (int i = 0; i < 16; i++) {
 		uint8_t opk[32], osk[64];
 		char *o = NULL, nm[32];
