@@ -105,6 +105,12 @@ struct io {
 	bool have_gateway;
 	struct dir_entry *dir;        /* sorted by member */
 	size_t n_dir;
+	/* aliases of our services, from WELCOME: alias -> offered name */
+	struct {
+		char alias[80];
+		char name[80];
+	} aliases[64];
+	size_t n_aliases;
 	/* pending calls: list in send order + hash by message id */
 	struct call *pend_head, *pend_tail;
 	struct call **hash;

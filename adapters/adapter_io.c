@@ -481,6 +481,19 @@ static void s_on_welcome(struct qiao_adapter *a, const struct qiao_frame *f)
 		io->lim.max_header = w->max_header;
 	if (w->max_body && w->max_body < def.max_body)
 		io->lim.max_body = (size_t)w->max_body;
+	io->n_aliases = 0;
+	size_t ml = strlen(a->keys->member);
+	for (size_t i = 0; i < w->n_aliases && io->n_aliases < sizeof io->aliases / sizeof io->aliases[0]; i++) {
+		const Qiao__V1__ServiceAlias *al = w->aliases[i];
+		/* only aliases of our own services, "<member>/<name>" */
+		if (!al->alias || !al->service || strncmp(al->service, a->keys->member, ml) != 0 ||
+		    al->service[ml] != '/' || strlen(al->alias) >= sizeof io->aliases[0].alias ||
+		    strlen(al->service + ml + 1) >= sizeof io->aliases[0].name)
+			continue;
+		snprintf(io->aliases[io->n_aliases].alias, sizeof io->aliases[0].alias, "%s", al->alias);
+		snprintf(io->aliases[io->n_aliases].name, sizeof io->aliases[0].name, "%s", al->service + ml + 1);
+		io->n_aliases++;
+	}
 	for (size_t i = 0; i < w->n_refused; i++)
 		adp_log(a, QIAO_LOG_WARN, "gateway refused service %.80s: %.200s",
 			w->refused[i]->service, w->refused[i]->reason);
@@ -584,8 +597,13 @@ static void s_refuse(struct qiao_adapter *a, const qiao_envelope_t *req, int cod
 static const char *s_service_name(const struct qiao_adapter *a, const char *service)
 {
 	const char *slash = strrchr(service, '/');
-	if (!slash)
+	if (!slash) {
+		/* an alias the gateway told us about, else our own name */
+		for (size_t i = 0; i < a->io.n_aliases; i++)
+			if (strcmp(a->io.aliases[i].alias, service) == 0)
+				return a->io.aliases[i].name;
 		return service;
+	}
 	size_t ml = (size_t)(slash - service);
 	if (ml != strlen(a->keys->member) || memcmp(service, a->keys->member, ml) != 0)
 		return NULL;

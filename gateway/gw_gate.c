@@ -789,6 +789,20 @@ static void s_welcome(gw_gate_t *g, struct conn *c, char **offered, size_t noffe
 	w.n_accepted = c->nsvcs;
 	w.refused = rsp;
 	w.n_refused = nref;
+	Qiao__V1__ServiceAlias al[READY_MAX_SERVICES], *alp[READY_MAX_SERVICES];
+	size_t nal = 0;
+	for (size_t i = 0; i < c->nsvcs && nal < READY_MAX_SERVICES; i++) {
+		const struct gw_service *s = gw_config_service(g->cfg, c->svcs[i]);
+		if (s && s->alias) {
+			qiao__v1__service_alias__init(&al[nal]);
+			al[nal].alias = (char *)s->alias;
+			al[nal].service = (char *)s->id;
+			alp[nal] = &al[nal];
+			nal++;
+		}
+	}
+	w.aliases = alp;
+	w.n_aliases = nal;
 	Qiao__V1__MemberKey *keys = NULL;
 	w.directory = s_directory(g, &keys, &w.n_directory);
 	size_t len = qiao__v1__welcome__get_packed_size(&w);
