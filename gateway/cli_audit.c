@@ -666,7 +666,7 @@ static int s_prove(int argc, char **argv)
 	Qiao__V1__Checkpoint *ck = NULL;
 	rc = audit_log_checkpoint_get(c.log, c.txn, size ? (uint64_t)size : UINT64_MAX, &ck);
 	if (rc != 0) {
-		cli_err("no %s checkpoint to prove against", size ? "such" : "");
+		cli_err(size ? "no checkpoint of that size is stored" : "no checkpoint yet to prove against");
 		s_close(&c);
 		return CLI_NO;
 	}
