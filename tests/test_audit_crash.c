@@ -211,6 +211,30 @@ int main(void)
 	unsigned seed = (unsigned)time(NULL);
 	srand(seed);
 	printf("seed %u\n", seed);
+	if (up) {
+		/* the CLI reads the log while the gateway writes it */
+		char q_bin[PATH_MAX], cmd[PATH_MAX * 3];
+		snprintf(q_bin, sizeof q_bin, "%s/gateway/qiao", getenv("QIAO_BIN"));
+		pid_t reader = fork();
+		if (reader == 0) {
+			h_sleep_ms(100);
+			for (int i = 0; i < 5; i++) {
+				snprintf(cmd, sizeof cmd,
+					 "%s audit verify --store %s/store > /dev/null && "
+					 "%s audit query --store %s/store --member %s --limit 20 --newest-first > /dev/null",
+					 q_bin, h_dir, q_bin, h_dir, BANK_B);
+				if (system(cmd) != 0)
+					_exit(1);
+			}
+			_exit(0);
+		}
+		s_load(a, 1500);
+		int st = -1;
+		CHECK(reader > 0 && waitpid(reader, &st, 0) == reader);
+		CHECK(h_exited_0(st));
+		printf("qiao audit verify and query ran 5 times while the gateway was writing: %s\n",
+		       h_exited_0(st) ? "all OK" : "FAILED");
+	}
 	for (int round = 0; up && round < ROUNDS; round++) {
 		int ms = 300 + rand() % 700;
 		s_load(a, ms); /* the gateway dies while this load is in flight */
