@@ -260,7 +260,7 @@ static int s_query_row(void *arg, uint64_t index, const uint8_t *bytes, size_t l
 	       s_event(e->event_type), s_outcome(e->outcome), s_code(e->error_code), e->requester, e->provider,
 	       e->end_user, e->service, e->case_id, e->purpose);
 	if (have)
-		printf("         proof: %zu hashes to checkpoint %llu (checked)\n", np,
+		printf("         proof: %zu hash%s to checkpoint %llu (checked)\n", np, np == 1 ? "" : "es",
 		       (unsigned long long)q->ck->tree_size);
 	else if (!q->bad)
 		printf("         proof: not yet covered by a checkpoint (the next one comes within checkpoint_ms)\n");
