@@ -47,6 +47,7 @@ static const ProtobufCMessageDescriptor *const s_all[] = {
 	&qiao__v1__ready__descriptor,
 	&qiao__v1__refused_service__descriptor,
 	&qiao__v1__member_key__descriptor,
+	&qiao__v1__service_alias__descriptor,
 	&qiao__v1__welcome__descriptor,
 	&qiao__v1__directory__descriptor,
 	/* identity.proto */
