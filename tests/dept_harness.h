@@ -32,13 +32,13 @@ struct d_member {
 };
 
 static struct d_member d_m[D_N] = {
-	{"registry", "12150600MB0A12342K/realestate", "鄂尔多斯市不动产登记中心", NULL},
-	{"bank", "91150600MA0B56780F/bank", "银行A 鄂尔多斯分行", "bank-a"},
-	{"bank", "91150600MA0C9012X7/bank", "银行B 鄂尔多斯分行", "bank-b"},
-	{"market", "11150600MB0E78900J/market", "鄂尔多斯市市场监督管理局", NULL},
-	{"credit", "12150600MB0F2468XF/credit", "鄂尔多斯市公共信用信息平台", NULL},
-	{"tax", "11150600MB0D34560K/tax", "国家税务总局鄂尔多斯市税务局", NULL},
-	{"housing", "11150600MB0G13578E/housing", "鄂尔多斯市住房和城乡建设局", NULL},
+	{.dept = "registry", .id = "12150600MB0A12342K/realestate", .name = "鄂尔多斯市不动产登记中心", .variant = NULL},
+	{.dept = "bank", .id = "91150600MA0B56780F/bank", .name = "银行A 鄂尔多斯分行", .variant = "bank-a"},
+	{.dept = "bank", .id = "91150600MA0C9012X7/bank", .name = "银行B 鄂尔多斯分行", .variant = "bank-b"},
+	{.dept = "market", .id = "11150600MB0E78900J/market", .name = "鄂尔多斯市市场监督管理局", .variant = NULL},
+	{.dept = "credit", .id = "12150600MB0F2468XF/credit", .name = "鄂尔多斯市公共信用信息平台", .variant = NULL},
+	{.dept = "tax", .id = "11150600MB0D34560K/tax", .name = "国家税务总局鄂尔多斯市税务局", .variant = NULL},
+	{.dept = "housing", .id = "11150600MB0G13578E/housing", .name = "鄂尔多斯市住房和城乡建设局", .variant = NULL},
 };
 
 static char d_src[PATH_MAX];
