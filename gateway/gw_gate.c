@@ -2667,8 +2667,12 @@ void gw_gate_destroy(gw_gate_t **gp)
 	gw_map_destroy(&g->recent);
 	gw_mbox_destroy(&g->vq);
 	gw_mbox_destroy(&g->rq);
-	if (g->router)
+	if (g->router) {
+		/* let the last answers and the BYEs of a drain reach the wire */
+		int linger = 1000;
+		zmq_setsockopt(g->router, ZMQ_LINGER, &linger, sizeof linger);
 		zmq_close(g->router);
+	}
 	if (g->zap)
 		zmq_close(g->zap);
 	if (g->ctx)

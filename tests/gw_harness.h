@@ -262,6 +262,17 @@ H_FN void h_peers_log_show(int max)
 		free(t);
 		return;
 	}
+	/* without the SDK's note for each held responder answered after
+	 * destroy (the silent and hang modes) */
+	for (char *l = strstr(t, "adapter already closed"); l; l = strstr(l, "adapter already closed")) {
+		char *b = l;
+		while (b > t && b[-1] != '\n')
+			b--;
+		char *e = strchr(l, '\n');
+		e = e ? e + 1 : l + strlen(l);
+		memmove(b, e, strlen(e) + 1);
+		l = b;
+	}
 	int lines = 0;
 	for (char *p = t; *p; p++)
 		lines += *p == '\n';
