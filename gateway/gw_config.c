@@ -55,6 +55,7 @@ struct gw_config {
 	struct gw_gateway gw;
 	struct gw_limits lim;
 	struct gw_audit audit;
+	struct gw_cache cache;
 	qiao_id_policy_t *ids;
 	struct gw_member *members;          /* sorted by id */
 	size_t nmembers;
@@ -1379,6 +1380,8 @@ static char *s_rule_text(struct gw_config *cfg, const struct gw_rule *r)
 	}
 	if (!bad && r->require_case)
 		bad = s_put(buf, &len, " require_case = true;", 0);
+	if (!bad && r->serve_stale)
+		bad = s_put(buf, &len, " serve_stale = true;", 0);
 	if (!bad)
 		bad = s_put(buf, &len, " }", 0);
 	if (bad) {
@@ -1401,7 +1404,8 @@ static int s_load_rule(struct s_ld *ld, const config_setting_t *rs, struct gw_ru
 	if (config_setting_type(rs) != CONFIG_TYPE_GROUP)
 		return s_fail(ld, rs, "policy: each rule must be a group { consumer = ...; ... }, not %s",
 			      s_type_word(rs));
-	static const char *const known[] = {"consumer", "service", "class", "purposes", "require_case", NULL};
+	static const char *const known[] = {"consumer", "service", "class", "purposes", "require_case", "serve_stale",
+					    NULL};
 	TRY(s_known_keys(ld, rs, "policy rule", known));
 	r->file = s_file(ld, rs);
 	ENOMEM_IF_NULL(r->file);
@@ -1462,6 +1466,7 @@ static int s_load_rule(struct s_ld *ld, const config_setting_t *rs, struct gw_ru
 		r->npurposes = np;
 	}
 	TRY(s_get_bool(ld, rs, what, "require_case", &r->require_case));
+	TRY(s_get_bool(ld, rs, what, "serve_stale", &r->serve_stale));
 	r->text = s_rule_text(cfg, r);
 	ENOMEM_IF_NULL(r->text);
 	return 0;
@@ -1617,16 +1622,56 @@ static int s_load_audit(struct s_ld *ld, const config_setting_t *root)
 	return 0;
 }
 
+static int s_load_cache(struct s_ld *ld, const config_setting_t *root)
+{
+	struct gw_config *cfg = ld->cfg;
+	struct gw_cache *c = &cfg->cache;
+	const config_setting_t *g, *list;
+	long long lic = 3600000, cred = 600000, stale = 86400000;
+	c->licence_fresh_ms = lic;
+	c->credit_fresh_ms = cred;
+	c->stale_max_ms = stale;
+	TRY(s_get_group(ld, root, "cache", 0, &g));
+	if (!g)
+		return 0;
+	static const char *const known[] = {"licence_fresh_ms", "credit_fresh_ms", "stale_max_ms", "subscribers", NULL};
+	TRY(s_known_keys(ld, g, "cache", known));
+	TRY(s_get_int(ld, g, "cache", "licence_fresh_ms", 0, 604800000, &lic, NULL));
+	TRY(s_get_int(ld, g, "cache", "credit_fresh_ms", 0, 604800000, &cred, NULL));
+	TRY(s_get_int(ld, g, "cache", "stale_max_ms", 0, 2000000000, &stale, NULL));
+	c->licence_fresh_ms = lic;
+	c->credit_fresh_ms = cred;
+	c->stale_max_ms = stale;
+	TRY(s_get_strings(ld, g, "cache", "subscribers", 1000, &list));
+	int n = list ? config_setting_length(list) : 0;
+	if (n) {
+		const char **v = s_alloc(cfg, (size_t)n * sizeof *v);
+		ENOMEM_IF_NULL(v);
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+			const char *m = config_setting_get_string(e);
+			TRY(s_check_member_id(ld, e, "cache.subscribers", m));
+			v[i] = s_strdup(cfg, m);
+			ENOMEM_IF_NULL(v[i]);
+		}
+		c->subscribers = v;
+		c->nsubscribers = (size_t)n;
+	}
+	return 0;
+}
+
 static int s_load(struct s_ld *ld)
 {
 	const config_setting_t *root = config_root_setting(&ld->lc);
 	TRY(s_scan_integers(ld));
-	static const char *const known[] = {"gateway", "limits", "audit", "identifiers", "members", "policy", NULL};
+	static const char *const known[] = {"gateway", "limits", "audit", "cache", "identifiers", "members", "policy",
+					    NULL};
 	TRY(s_known_keys(ld, root, "the top level", known));
 	TRY(s_load_identifiers(ld, root));
 	TRY(s_load_gateway(ld, root));
 	TRY(s_load_limits(ld, root));
 	TRY(s_load_audit(ld, root));
+	TRY(s_load_cache(ld, root));
 	TRY(s_load_members(ld, root));
 	TRY(s_load_policy(ld, root));
 	return 0;
@@ -1739,6 +1784,11 @@ int64_t gw_config_loaded_ms(const struct gw_config *cfg)
 const struct gw_gateway *gw_config_gateway(const struct gw_config *cfg)
 {
 	return &cfg->gw;
+}
+
+const struct gw_cache *gw_config_cache(const struct gw_config *cfg)
+{
+	return &cfg->cache;
 }
 
 const struct gw_audit *gw_config_audit(const struct gw_config *cfg)

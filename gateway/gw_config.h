@@ -89,6 +89,16 @@ struct gw_limits {
 
 void gw_limits_default(struct gw_limits *lim);
 
+/* Section cache { }: the licence and credit cache (docs/cache.md); every
+ * key optional. */
+struct gw_cache {
+	int64_t licence_fresh_ms;        /* a cached licence is served for this long, 3600000 */
+	int64_t credit_fresh_ms;         /* a cached credit answer, 600000 */
+	int64_t stale_max_ms;            /* stale copies older than this are never served, 86400000 */
+	const char *const *subscribers;  /* members that receive licence events */
+	size_t nsubscribers;
+};
+
 /* Section audit { }; every key optional. */
 struct gw_audit {
 	const char *origin;          /* the log's name in its checkpoints; "<gateway.member>/audit" */
@@ -150,6 +160,7 @@ int64_t gw_config_loaded_ms(const struct gw_config *cfg);
 const struct gw_gateway *gw_config_gateway(const struct gw_config *cfg);
 const struct gw_limits *gw_config_limits(const struct gw_config *cfg);
 const struct gw_audit *gw_config_audit(const struct gw_config *cfg);
+const struct gw_cache *gw_config_cache(const struct gw_config *cfg);
 /* The identifier policy built from identifiers.legacy_uscc (never NULL). */
 const qiao_id_policy_t *gw_config_ids(const struct gw_config *cfg);
 /* Envelope limits: max_header, max_body and the identifier policy. */

@@ -31,6 +31,9 @@
 #include "audit.pb-c.h"
 #include "audit_log.h"
 #include "control.pb-c.h"
+#include "credit.pb-c.h"
+#include "gw_cache.h"
+#include "licence.pb-c.h"
 #include "envelope.pb-c.h"
 #include "gw_log.h"
 #include "gw_map.h"
@@ -51,6 +54,9 @@
 /* Names of the services the gateway answers itself (discovery). */
 #define SVC_LIST "list-services.v1"
 #define SVC_ALLOWED "allowed-services.v1"
+#define SVC_PUBLISH "licence-publish.v1"
+#define SVC_NOTIFY "licence-notify.v1" /* offered by subscribers */
+#define NOTIFY_TIMEOUT_MS 10000
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -133,6 +139,9 @@ struct aev {
 	size_t ctx_len;
 	uint8_t req_body_hash[QIAO_HASH_LEN];
 	int has_req_body_hash;
+	char *cached_id;              /* CACHE_HIT / CACHE_INVALIDATED: the object, malloc'd */
+	uint64_t cached_version;
+	uint8_t cached_hash[QIAO_HASH_LEN];
 	Qiao__V1__MemberKey *dir;     /* ADMIN_ACTION: the key directory (strings in dir_names) */
 	size_t ndir;
 	char *dir_names;
@@ -166,7 +175,20 @@ struct job {
 	int64_t deadline_ms;
 	/* RESPONSE/ERROR: the pending request it answers */
 	uint8_t reply_to[QIAO_MSGID_LEN];
+	/* the cache: what this job's commit also writes */
+	int cache_op;                 /* C_* */
+	int cache_kind;               /* CK_*: what a request asked of a cacheable service */
+	char cache_id[QIAO_MAX_SERVICE + 1];  /* licence id, or the subscriber member for C_CURSOR */
+	uint8_t cache_key[32];        /* credit query key */
+	struct gw_cached cval;        /* bytes owned */
+	uint8_t *event;               /* C_PUBLISH: the LicenceEvent as received */
+	size_t event_len;
+	gw_cache_t *cache;
+	int stale_ok;                 /* the request allows a stale copy and a rule grants it */
 };
+
+enum { C_NONE = 0, C_LIC_PUT, C_LIC_REFRESH, C_CRED_PUT, C_PUBLISH, C_CURSOR };
+enum { CK_NONE = 0, CK_LICENCE_ID, CK_LICENCE_HOLDER, CK_CREDIT };
 
 /* A request routed to a provider, awaiting its answer. */
 struct pend {
@@ -183,6 +205,22 @@ struct pend {
 	int64_t deadline_ms;          /* wall clock */
 	size_t heap_i;
 	int answering;                /* an answer is being committed */
+	int cache_kind;               /* CK_* */
+	char cache_id[QIAO_MAX_SERVICE + 1];
+	uint8_t cache_key[32];
+	int stale_ok;
+};
+
+/* A member subscribed to licence events, and the event in flight to it. */
+struct sub {
+	char member[QIAO_MEMBER_MAX];
+	int inflight;
+	uint8_t msgid[QIAO_MSGID_LEN];
+	uint64_t seq;
+	int64_t deadline;             /* monotonic */
+	int64_t retry_at;             /* monotonic: after an error */
+	qiao_envelope_t *req;         /* the notification sent */
+	uint64_t delivered;
 };
 
 struct counters {
@@ -191,6 +229,7 @@ struct counters {
 	uint64_t notices, zap_ok, zap_refused, timeouts, provider_gone, retries;
 	uint64_t bad_signatures, replays, dropped_sends, late_answers, reloads, reload_failures;
 	uint64_t commit_failures, audit_entries, audit_failures, zap_unaudited;
+	uint64_t cache_hits, cache_misses, cache_stale, cache_refused, cache_invalidations, notify_sent, notify_acked;
 };
 
 struct gw_gate {
@@ -203,6 +242,10 @@ struct gw_gate {
 	qiao_store_t *st;
 	qiao_table_t *replay_tbl;
 	audit_log_t *audit;
+	gw_cache_t *cache;
+	struct sub *subs;
+	size_t nsubs;
+	int64_t next_notify;
 	qiao_gc_t *gc;
 	uint64_t audit_submitted;     /* audit entries handed to the writer */
 	uint64_t audit_at_ckpt;       /* ... when the last checkpoint op was submitted */
@@ -387,6 +430,7 @@ static void s_aev_free(struct aev *e)
 	free(e->ctx);
 	free(e->dir);
 	free(e->dir_names);
+	free(e->cached_id);
 	memset(e, 0, sizeof *e);
 }
 
@@ -447,6 +491,8 @@ static void s_job_free(struct job *j)
 	qiao_envelope_destroy(&j->out);
 	for (int i = 0; i < j->nev; i++)
 		s_aev_free(&j->ev[i]);
+	free(j->cval.bytes);
+	free(j->event);
 	free(j);
 }
 
@@ -1218,6 +1264,12 @@ static int s_aev_write(audit_log_t *audit, qiao_txn_t *txn, const struct aev *ev
 		e.body_type = h->body_type;
 		e.body_size = ev->body_size;
 	}
+	if (ev->cached_id) {
+		e.cached_object_id = ev->cached_id;
+		e.cached_version = ev->cached_version;
+		e.cached_object_hash.data = (uint8_t *)ev->cached_hash;
+		e.cached_object_hash.len = QIAO_HASH_LEN;
+	}
 	if (ev->has_req_body_hash) {
 		e.request_body_hash.data = (uint8_t *)ev->req_body_hash;
 		e.request_body_hash.len = QIAO_HASH_LEN;
@@ -1260,7 +1312,30 @@ static int s_job_apply(qiao_txn_t *txn, void *arg)
 		if (rc != 0)
 			return rc;
 	}
-	return 0;
+	int stored = 0, rc = 0;
+	switch (j->cache_op) {
+	case C_LIC_PUT:
+	case C_LIC_REFRESH:
+		rc = gw_cache_licence_put(j->cache, txn, j->cache_id, &j->cval, j->cache_op == C_LIC_REFRESH, &stored);
+		break;
+	case C_CRED_PUT:
+		rc = gw_cache_credit_put(j->cache, txn, j->cache_key, &j->cval);
+		break;
+	case C_PUBLISH:
+		/* the newer version replaces the cached one at once; the event
+		 * goes to the subscribers' outbox (a re-published old event
+		 * does neither) */
+		rc = gw_cache_licence_put(j->cache, txn, j->cache_id, &j->cval, 0, &stored);
+		if (rc == 0 && stored)
+			rc = gw_cache_outbox_append(j->cache, txn, j->cval.issuer, j->event, j->event_len, NULL);
+		break;
+	case C_CURSOR:
+		rc = gw_cache_cursor_put(j->cache, txn, j->cache_id, j->cval.version);
+		break;
+	default:
+		break;
+	}
+	return rc;
 }
 
 static void s_job_done(void *arg, int rc)
@@ -1279,6 +1354,7 @@ static void s_commit(gw_gate_t *g, struct job *j)
 	j->expires_ms = qiao_now_ms() + lim->replay_window_ms;
 	j->replay_tbl = g->replay_tbl;
 	j->audit = g->audit;
+	j->cache = g->cache;
 	j->stage = ST_COMMITTED;
 	/* counted until the job comes back through the mailbox, also when
 	 * it comes back at once because it could not be submitted */
@@ -1447,6 +1523,516 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 	gw_mbox_post(g->vq, &j->link);
 }
 
+/* ---- the licence and credit cache ------------------------------------------ */
+
+static int s_cache_kind(const struct gw_service *s)
+{
+	if (strcmp(s->request_type, "qiao.v1.LicenceByIdRequest") == 0)
+		return CK_LICENCE_ID;
+	if (strcmp(s->request_type, "qiao.v1.LicenceByHolderRequest") == 0)
+		return CK_LICENCE_HOLDER;
+	if (strcmp(s->request_type, "qiao.v1.CreditRecordsRequest") == 0)
+		return CK_CREDIT;
+	return CK_NONE;
+}
+
+/* Seal a RESPONSE from the gateway answering req with body. */
+static qiao_envelope_t *s_seal_response(gw_gate_t *g, const qiao_envelope_t *req, const char *body_type,
+					const uint8_t *body, size_t blen)
+{
+	Qiao__V1__Header rh = QIAO__V1__HEADER__INIT;
+	uint8_t store[QIAO_MSGID_LEN + QIAO_HASH_LEN];
+	qiao_envelope_reply_template(req, QIAO__V1__MESSAGE_KIND__RESPONSE, gw_config_gateway(g->cfg)->member, &rh,
+				     store);
+	rh.body_type = (char *)body_type;
+	qiao_envelope_t *out = NULL;
+	char why[200];
+	if (qiao_envelope_seal(&rh, body, blen, g->keys->sign_sk, &g->wl, &out, why, sizeof why) != 0) {
+		log_error("seal.failed reason=\"%s\"", why);
+		return NULL;
+	}
+	return out;
+}
+
+/* Answer j's request from the cached copy v (stale or fresh).  Consumes j. */
+static void s_cache_serve(gw_gate_t *g, struct job *j, const struct gw_service *s, struct gw_cached *v, int stale)
+{
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	Qiao__V1__CacheMarking cm = QIAO__V1__CACHE_MARKING__INIT;
+	cm.from_cache = 1;
+	cm.cached_version = v->version;
+	cm.stale = stale;
+	cm.fetched_ms = v->fetched_ms;
+	cm.fresh_until_ms = v->fresh_until_ms;
+	uint8_t *body = NULL;
+	size_t blen = 0;
+	uint8_t hash[QIAO_HASH_LEN];
+	char id[QIAO_MAX_SERVICE + 1];
+	if (j->cache_kind == CK_LICENCE_ID) {
+		Qiao__V1__SignedLicence *sl = qiao__v1__signed_licence__unpack(NULL, v->len, v->bytes);
+		if (sl) {
+			Qiao__V1__ServedLicence sv = QIAO__V1__SERVED_LICENCE__INIT;
+			sv.licence = sl;
+			sv.cache = &cm;
+			Qiao__V1__LicenceByIdReply r = QIAO__V1__LICENCE_BY_ID_REPLY__INIT;
+			r.licence = &sv;
+			blen = qiao__v1__licence_by_id_reply__get_packed_size(&r);
+			body = malloc(blen ? blen : 1);
+			if (body)
+				qiao__v1__licence_by_id_reply__pack(&r, body);
+			crypto_hash_sha256(hash, sl->licence.data, sl->licence.len);
+			qiao__v1__signed_licence__free_unpacked(sl, NULL);
+		}
+		snprintf(id, sizeof id, "%s", j->cache_id);
+	} else {
+		Qiao__V1__CreditRecordsReply *cr = qiao__v1__credit_records_reply__unpack(NULL, v->len, v->bytes);
+		if (cr) {
+			/* the markings are the gateway's: cached records carry none */
+			Qiao__V1__CacheMarking *saved[256];
+			size_t n = cr->n_records < 256 ? cr->n_records : 256;
+			for (size_t i = 0; i < n; i++) {
+				saved[i] = cr->records[i]->cache;
+				cr->records[i]->cache = &cm;
+			}
+			blen = qiao__v1__credit_records_reply__get_packed_size(cr);
+			body = malloc(blen ? blen : 1);
+			if (body)
+				qiao__v1__credit_records_reply__pack(cr, body);
+			for (size_t i = 0; i < n; i++)
+				cr->records[i]->cache = saved[i];
+			qiao__v1__credit_records_reply__free_unpacked(cr, NULL);
+		}
+		crypto_hash_sha256(hash, v->bytes, v->len);
+		char hex[33];
+		qiao_hex(j->cache_key, 16, hex);
+		snprintf(id, sizeof id, "credit:%s", hex); /* no ID number in clear */
+	}
+	qiao_envelope_t *out = body ? s_seal_response(g, j->env, s->response_type, body, blen) : NULL;
+	free(body);
+	if (!out) {
+		s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500,
+			"the cached copy could not be served");
+		s_job_free(j);
+		return;
+	}
+	if (stale)
+		g->c.cache_stale++;
+	else
+		g->c.cache_hits++;
+	g->c.requests++;
+	j->kind = K_SEND;
+	j->out = out;
+	j->replay = 1;
+	j->nev = 2;
+	char reason[160];
+	snprintf(reason, sizeof reason, "served from the gateway's cache, version %llu%s", (unsigned long long)v->version,
+		 stale ? ", STALE: the issuer is offline" : "");
+	if (s_aev_about(&j->ev[0], AEV(CACHE_HIT), OUTCOME(SUCCESS), 0, reason, j->member, s->provider->id, j->env,
+			NULL) ||
+	    s_aev_about(&j->ev[1], AEV(RESPONSE_DELIVERED), OUTCOME(SUCCESS), 0, NULL, j->member, gwm, out, j->env) ||
+	    !(j->ev[0].cached_id = strdup(id))) {
+		s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500,
+			"out of memory at the gateway");
+		s_job_free(j);
+		return;
+	}
+	j->ev[0].cached_version = v->version;
+	memcpy(j->ev[0].cached_hash, hash, QIAO_HASH_LEN);
+	char q[120];
+	log_info("cache.%s member=%s object=%s version=%llu", stale ? "stale" : "hit", j->member,
+		 gw_log_q(id, q, sizeof q), (unsigned long long)v->version);
+	s_commit(g, j);
+}
+
+/*
+ * A request to a cacheable service: note what it asks (j->cache_*), and
+ * answer it from a fresh cached copy.  1 when answered (j consumed), 0 to
+ * go on to the issuer.  With `offline` (no instance of the issuer) a stale
+ * copy is served when the request and its rule allow it.
+ */
+static int s_cache_try(gw_gate_t *g, struct job *j, const struct gw_service *s, const struct gw_rule *rule,
+		       int offline)
+{
+	if (!j->cache_kind) {
+		j->cache_kind = s_cache_kind(s);
+		const qiao_envelope_t *env = j->env;
+		int allow = 0;
+		if (j->cache_kind == CK_LICENCE_ID) {
+			Qiao__V1__LicenceByIdRequest *q =
+				qiao__v1__licence_by_id_request__unpack(NULL, env->body_len, env->body);
+			if (!q || !q->licence_id[0] || strlen(q->licence_id) > QIAO_MAX_SERVICE) {
+				j->cache_kind = CK_NONE; /* the issuer refuses it */
+			} else {
+				snprintf(j->cache_id, sizeof j->cache_id, "%s", q->licence_id);
+				allow = q->allow_stale;
+			}
+			if (q)
+				qiao__v1__licence_by_id_request__free_unpacked(q, NULL);
+		} else if (j->cache_kind == CK_CREDIT) {
+			Qiao__V1__CreditRecordsRequest *q =
+				qiao__v1__credit_records_request__unpack(NULL, env->body_len, env->body);
+			if (!q || !q->subject) {
+				j->cache_kind = CK_NONE;
+			} else {
+				gw_cache_credit_key(q, j->cache_key);
+				allow = q->allow_stale;
+			}
+			if (q)
+				qiao__v1__credit_records_request__free_unpacked(q, NULL);
+		}
+		j->stale_ok = allow && rule && rule->serve_stale;
+	}
+	if (j->cache_kind != CK_LICENCE_ID && j->cache_kind != CK_CREDIT)
+		return 0;
+	qiao_txn_t *t = NULL;
+	if (qiao_txn_begin(g->st, 0, &t) != 0)
+		return 0;
+	struct gw_cached v;
+	int rc = j->cache_kind == CK_LICENCE_ID ? gw_cache_licence_get(g->cache, t, j->cache_id, &v)
+						 : gw_cache_credit_get(g->cache, t, j->cache_key, &v);
+	qiao_txn_abort(&t);
+	if (rc != 0)
+		return 0;
+	int64_t now = qiao_now_ms();
+	const struct gw_cache *cc = gw_config_cache(g->cfg);
+	int answered = 0;
+	if (now < v.fresh_until_ms) {
+		s_cache_serve(g, j, s, &v, 0);
+		answered = 1;
+	} else if (offline && j->stale_ok && now - v.fetched_ms <= cc->stale_max_ms) {
+		s_cache_serve(g, j, s, &v, 1);
+		answered = 1;
+	}
+	free(v.bytes);
+	return answered;
+}
+
+/*
+ * A provider's RESPONSE to a cacheable request: check the issuer's
+ * signature on everything it carries before anything is cached or served.
+ * 0 (j->cache_op set to store it), or -1: the requester was answered with
+ * an ERROR instead, p finished and j freed.
+ */
+static int s_cache_check_answer(gw_gate_t *g, struct job *j, struct pend *p)
+{
+	const struct gw_member *m = gw_config_member(g->cfg, j->member);
+	const qiao_envelope_t *env = j->env;
+	char why[300] = "";
+	int ok = 0;
+	int64_t now = qiao_now_ms();
+	const struct gw_cache *cc = gw_config_cache(g->cfg);
+	if (!m) {
+		snprintf(why, sizeof why, "the provider is no longer registered");
+	} else if (p->cache_kind == CK_LICENCE_ID) {
+		Qiao__V1__LicenceByIdReply *r = qiao__v1__licence_by_id_reply__unpack(NULL, env->body_len, env->body);
+		Qiao__V1__ElectronicLicence *l = NULL;
+		if (!r || !r->licence || !r->licence->licence)
+			snprintf(why, sizeof why, "the answer is not a LicenceByIdReply with a licence");
+		else if (gw_cache_verify_licence(r->licence->licence, j->member, m->sign_public, &l, why, sizeof why) == 0) {
+			if (strcmp(l->licence_id, p->cache_id) != 0) {
+				snprintf(why, sizeof why, "asked for licence %.80s, answered %.80s", p->cache_id, l->licence_id);
+			} else {
+				size_t n = qiao__v1__signed_licence__get_packed_size(r->licence->licence);
+				j->cval.bytes = malloc(n ? n : 1);
+				if (j->cval.bytes) {
+					qiao__v1__signed_licence__pack(r->licence->licence, j->cval.bytes);
+					j->cval.len = n;
+					j->cval.version = l->version;
+					j->cval.fetched_ms = now;
+					j->cval.fresh_until_ms = now + cc->licence_fresh_ms;
+					snprintf(j->cval.issuer, sizeof j->cval.issuer, "%s", j->member);
+					snprintf(j->cache_id, sizeof j->cache_id, "%s", l->licence_id);
+					j->cache_op = C_LIC_REFRESH;
+				}
+				ok = 1;
+			}
+			qiao__v1__electronic_licence__free_unpacked(l, NULL);
+		}
+		if (r)
+			qiao__v1__licence_by_id_reply__free_unpacked(r, NULL);
+	} else if (p->cache_kind == CK_LICENCE_HOLDER) {
+		Qiao__V1__LicenceByHolderReply *r =
+			qiao__v1__licence_by_holder_reply__unpack(NULL, env->body_len, env->body);
+		ok = r != NULL;
+		if (!r)
+			snprintf(why, sizeof why, "the answer is not a LicenceByHolderReply");
+		for (size_t i = 0; r && ok && i < r->n_licences; i++) {
+			Qiao__V1__ElectronicLicence *l = NULL;
+			ok = r->licences[i] && gw_cache_verify_licence(r->licences[i]->licence, j->member, m->sign_public,
+								       &l, why, sizeof why) == 0;
+			if (l)
+				qiao__v1__electronic_licence__free_unpacked(l, NULL);
+		}
+		if (r)
+			qiao__v1__licence_by_holder_reply__free_unpacked(r, NULL);
+	} else if (p->cache_kind == CK_CREDIT) {
+		Qiao__V1__CreditRecordsReply *r = qiao__v1__credit_records_reply__unpack(NULL, env->body_len, env->body);
+		if (!r)
+			snprintf(why, sizeof why, "the answer is not a CreditRecordsReply");
+		else if (gw_cache_verify_credit(r, j->member, m->sign_public, why, sizeof why) == 0) {
+			ok = 1;
+			j->cval.bytes = malloc(env->body_len ? env->body_len : 1);
+			if (j->cval.bytes) {
+				memcpy(j->cval.bytes, env->body, env->body_len);
+				j->cval.len = env->body_len;
+				j->cval.version = 1;
+				j->cval.fetched_ms = now;
+				j->cval.fresh_until_ms = now + cc->credit_fresh_ms;
+				snprintf(j->cval.issuer, sizeof j->cval.issuer, "%s", j->member);
+				memcpy(j->cache_key, p->cache_key, 32);
+				j->cache_op = C_CRED_PUT;
+			}
+		}
+		if (r)
+			qiao__v1__credit_records_reply__free_unpacked(r, NULL);
+	} else {
+		return 0;
+	}
+	if (ok) {
+		g->c.cache_misses++;
+		return 0;
+	}
+	g->c.cache_refused++;
+	log_warn("cache.refused provider=%s reason=\"%s\"", j->member, why);
+	s_answer(g, AEV(ERROR), p->req, p->rrid, p->rrid_len, p->requester, j->member, QIAO__V1__ERROR_CODE__BAD_SIGNATURE,
+		 NULL, NULL, 0, "the issuer's answer was withheld: %s", why);
+	s_pend_finish(g, p);
+	s_job_free(j);
+	return -1;
+}
+
+/* licence-publish.v1: an issuer reports a new version of a licence. */
+static void s_publish(gw_gate_t *g, struct job *j)
+{
+	const qiao_envelope_t *env = j->env;
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	if (strcmp(env->hdr->body_type, "qiao.v1.LicenceEvent") != 0) {
+		s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BAD_REQUEST, "body_type", NULL, 0,
+			"%s takes qiao.v1.LicenceEvent", SVC_PUBLISH);
+		s_job_free(j);
+		return;
+	}
+	Qiao__V1__LicenceEvent *ev = qiao__v1__licence_event__unpack(NULL, env->body_len, env->body);
+	const struct gw_member *m = gw_config_member(g->cfg, j->member);
+	Qiao__V1__ElectronicLicence *l = NULL;
+	char why[300];
+	int code = QIAO__V1__ERROR_CODE__BAD_REQUEST;
+	const char *field = "body";
+	if (!ev || !m) {
+		snprintf(why, sizeof why, "the body does not decode as qiao.v1.LicenceEvent");
+	} else if (gw_cache_verify_licence(ev->licence, j->member, m->sign_public, &l, why, sizeof why) != 0) {
+		code = QIAO__V1__ERROR_CODE__BAD_SIGNATURE;
+		field = "licence";
+	} else if (strcmp(ev->licence_id, l->licence_id) != 0 || ev->version != l->version ||
+		   (int)ev->new_status != (int)l->status) {
+		snprintf(why, sizeof why, "the event's licence_id, version or new_status differ from its signed licence");
+		field = "licence_id";
+	} else {
+		code = 0;
+	}
+	if (code) {
+		if (code == QIAO__V1__ERROR_CODE__BAD_SIGNATURE)
+			g->c.cache_refused++;
+		s_error(g, env, j->rid, j->rid_len, j->member, code, field, NULL, 0, "licence event refused: %s", why);
+		if (l)
+			qiao__v1__electronic_licence__free_unpacked(l, NULL);
+		if (ev)
+			qiao__v1__licence_event__free_unpacked(ev, NULL);
+		s_job_free(j);
+		return;
+	}
+	int64_t now = qiao_now_ms();
+	size_t n = qiao__v1__signed_licence__get_packed_size(ev->licence);
+	j->cval.bytes = malloc(n ? n : 1);
+	j->event = malloc(env->body_len ? env->body_len : 1);
+	Qiao__V1__Empty empty = QIAO__V1__EMPTY__INIT;
+	uint8_t eb[8];
+	size_t el = qiao__v1__empty__pack(&empty, eb);
+	qiao_envelope_t *out = s_seal_response(g, env, "qiao.v1.Empty", eb, el);
+	uint8_t hash[QIAO_HASH_LEN];
+	crypto_hash_sha256(hash, ev->licence->licence.data, ev->licence->licence.len);
+	if (j->cval.bytes && j->event && out) {
+		qiao__v1__signed_licence__pack(ev->licence, j->cval.bytes);
+		j->cval.len = n;
+		j->cval.version = l->version;
+		j->cval.fetched_ms = now;
+		j->cval.fresh_until_ms = now + gw_config_cache(g->cfg)->licence_fresh_ms;
+		snprintf(j->cval.issuer, sizeof j->cval.issuer, "%s", j->member);
+		memcpy(j->event, env->body, env->body_len);
+		j->event_len = env->body_len;
+		snprintf(j->cache_id, sizeof j->cache_id, "%s", l->licence_id);
+		j->cache_op = C_PUBLISH;
+		j->kind = K_SEND;
+		j->out = out;
+		out = NULL;
+		j->replay = 1;
+		j->nev = 2;
+		char reason[120];
+		snprintf(reason, sizeof reason, "licence event: version %llu, status %d", (unsigned long long)l->version,
+			 (int)l->status);
+		if (s_aev_about(&j->ev[0], AEV(REQUEST_ACCEPTED), OUTCOME(SUCCESS), 0, NULL, j->member, gwm, env, NULL) == 0 &&
+		    s_aev_about(&j->ev[1], AEV(CACHE_INVALIDATED), OUTCOME(SUCCESS), 0, reason, j->member, gwm, env, NULL) ==
+			    0 &&
+		    (j->ev[1].cached_id = strdup(l->licence_id)) != NULL) {
+			j->ev[1].cached_version = l->version;
+			memcpy(j->ev[1].cached_hash, hash, QIAO_HASH_LEN);
+			g->c.cache_invalidations++;
+			g->c.requests++;
+			log_info("cache.invalidated issuer=%s licence=%s version=%llu status=%d", j->member, l->licence_id,
+				 (unsigned long long)l->version, (int)l->status);
+			qiao__v1__electronic_licence__free_unpacked(l, NULL);
+			qiao__v1__licence_event__free_unpacked(ev, NULL);
+			s_commit(g, j);
+			return;
+		}
+	}
+	qiao_envelope_destroy(&out);
+	s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 500, "out of memory");
+	qiao__v1__electronic_licence__free_unpacked(l, NULL);
+	qiao__v1__licence_event__free_unpacked(ev, NULL);
+	s_job_free(j);
+}
+
+/* ---- licence events to subscribers ------------------------------------------- */
+
+static void s_subs_build(gw_gate_t *g)
+{
+	const struct gw_cache *cc = gw_config_cache(g->cfg);
+	for (size_t i = 0; i < g->nsubs; i++)
+		qiao_envelope_destroy(&g->subs[i].req);
+	free(g->subs);
+	g->subs = calloc(cc->nsubscribers ? cc->nsubscribers : 1, sizeof *g->subs);
+	g->nsubs = g->subs ? cc->nsubscribers : 0;
+	for (size_t i = 0; i < g->nsubs; i++)
+		snprintf(g->subs[i].member, sizeof g->subs[i].member, "%s", cc->subscribers[i]);
+}
+
+/* Send each subscriber that has nothing in flight its next event. */
+static void s_notify_kick(gw_gate_t *g)
+{
+	int64_t mono = s_mono_ms();
+	const char *gwm = gw_config_gateway(g->cfg)->member;
+	for (size_t i = 0; i < g->nsubs; i++) {
+		struct sub *sb = &g->subs[i];
+		if (sb->inflight) {
+			if (mono < sb->deadline)
+				continue;
+			log_warn("notify.timeout subscriber=%s seq=%llu", sb->member, (unsigned long long)sb->seq);
+			sb->inflight = 0;
+			qiao_envelope_destroy(&sb->req);
+		}
+		if (mono < sb->retry_at)
+			continue;
+		char svc[QIAO_MAX_SERVICE + 1];
+		snprintf(svc, sizeof svc, "%s/%s", sb->member, SVC_NOTIFY);
+		int busy;
+		struct conn *c = s_pick(g, svc, NULL, 0, &busy);
+		if (!c)
+			continue;
+		qiao_txn_t *t = NULL;
+		if (qiao_txn_begin(g->st, 0, &t) != 0)
+			continue;
+		uint64_t cur = 0, seq = 0;
+		uint8_t *ev = NULL;
+		size_t evl = 0;
+		int rc = gw_cache_cursor_get(g->cache, t, sb->member, &cur);
+		if (rc == 0)
+			rc = gw_cache_outbox_next(g->cache, t, cur, &seq, &ev, &evl);
+		qiao_txn_abort(&t);
+		if (rc != 0) {
+			free(ev);
+			continue;
+		}
+		Qiao__V1__Header h = QIAO__V1__HEADER__INIT;
+		h.kind = QIAO__V1__MESSAGE_KIND__REQUEST;
+		h.sender = (char *)gwm;
+		h.user_id = "qiao-gateway";
+		h.service = svc;
+		h.purpose = "证照变更通知 (licence event)";
+		h.deadline_ms = qiao_now_ms() + NOTIFY_TIMEOUT_MS;
+		h.body_type = "qiao.v1.LicenceEvent";
+		qiao_envelope_t *env = NULL;
+		char why[200];
+		rc = qiao_envelope_seal(&h, ev, evl, g->keys->sign_sk, &g->wl, &env, why, sizeof why);
+		free(ev);
+		if (rc != 0) {
+			log_error("notify.seal_failed subscriber=%s reason=\"%s\"", sb->member, why);
+			sb->retry_at = mono + 5000;
+			continue;
+		}
+		struct qiao_frame f[4];
+		qiao_envelope_frames(env, f);
+		if (s_send(g, c->rid, c->rid_len, f, 4) != 0) {
+			qiao_envelope_destroy(&env);
+			continue;
+		}
+		memcpy(sb->msgid, env->hdr->message_id.data, QIAO_MSGID_LEN);
+		sb->req = env;
+		sb->seq = seq;
+		sb->inflight = 1;
+		sb->deadline = mono + NOTIFY_TIMEOUT_MS;
+		g->c.notify_sent++;
+		log_debug("notify.sent subscriber=%s seq=%llu", sb->member, (unsigned long long)seq);
+	}
+}
+
+/* An answer that is not for a routed request: a subscriber acknowledging
+ * an event.  1 when it was one (j consumed). */
+static int s_notify_answer(gw_gate_t *g, struct job *j)
+{
+	const Qiao__V1__Header *h = j->env->hdr;
+	for (size_t i = 0; i < g->nsubs; i++) {
+		struct sub *sb = &g->subs[i];
+		if (!sb->inflight || memcmp(sb->msgid, h->in_reply_to.data, QIAO_MSGID_LEN) != 0)
+			continue;
+		uint8_t rh[QIAO_HASH_LEN];
+		qiao_envelope_header_hash(sb->req, rh);
+		if (strcmp(j->member, sb->member) != 0 || memcmp(h->request_hash.data, rh, QIAO_HASH_LEN) != 0) {
+			log_warn("notify.answer_refused member=%s subscriber=%s", j->member, sb->member);
+			s_job_free(j);
+			return 1;
+		}
+		if (h->kind != QIAO__V1__MESSAGE_KIND__RESPONSE) {
+			log_warn("notify.refused subscriber=%s seq=%llu (it answered ERROR; retrying in 1 s)", sb->member,
+				 (unsigned long long)sb->seq);
+			sb->inflight = 0;
+			sb->retry_at = s_mono_ms() + 1000;
+			qiao_envelope_destroy(&sb->req);
+			s_job_free(j);
+			return 1;
+		}
+		j->kind = K_NONE;
+		j->replay = 1;
+		j->cache_op = C_CURSOR;
+		snprintf(j->cache_id, sizeof j->cache_id, "%s", sb->member);
+		j->cval.version = sb->seq;
+		j->nev = 1;
+		const char *gwm = gw_config_gateway(g->cfg)->member;
+		if (s_aev_about(&j->ev[0], AEV(EVENT_DELIVERED), OUTCOME(SUCCESS), 0, NULL, gwm, sb->member, sb->req, NULL)) {
+			s_job_free(j);
+			return 1;
+		}
+		s_commit(g, j);
+		return 1;
+	}
+	return 0;
+}
+
+/* The subscriber's cursor is durable: next event. */
+static void s_notify_committed(gw_gate_t *g, struct job *j)
+{
+	for (size_t i = 0; i < g->nsubs; i++) {
+		struct sub *sb = &g->subs[i];
+		if (strcmp(sb->member, j->cache_id) != 0 || !sb->inflight || sb->seq != j->cval.version)
+			continue;
+		sb->inflight = 0;
+		sb->delivered++;
+		qiao_envelope_destroy(&sb->req);
+		g->c.notify_acked++;
+	}
+	s_notify_kick(g);
+}
+
 /* The gateway's own service named by a request, or NULL. */
 static const char *s_own_service(gw_gate_t *g, const char *service)
 {
@@ -1457,7 +2043,9 @@ static const char *s_own_service(gw_gate_t *g, const char *service)
 		own = service + gl + 1;
 	else if (!strchr(service, '/') && !gw_config_service(g->cfg, service))
 		own = service;
-	return own && (strcmp(own, SVC_LIST) == 0 || strcmp(own, SVC_ALLOWED) == 0) ? own : NULL;
+	return own && (strcmp(own, SVC_LIST) == 0 || strcmp(own, SVC_ALLOWED) == 0 || strcmp(own, SVC_PUBLISH) == 0)
+		       ? own
+		       : NULL;
 }
 
 /* A request whose signature verified: decide, then make its id and its
@@ -1478,6 +2066,10 @@ static void s_on_request(gw_gate_t *g, struct job *j)
 		if (h->kind != QIAO__V1__MESSAGE_KIND__REQUEST) {
 			s_notice(g, j->rid, j->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "%s takes requests", own);
 			goto drop;
+		}
+		if (strcmp(own, SVC_PUBLISH) == 0) {
+			s_publish(g, j);
+			return;
 		}
 		qiao_envelope_t *out = s_gateway_service(g, env, j->rid, j->rid_len, j->member, own);
 		if (!out)
@@ -1526,6 +2118,8 @@ static void s_on_request(gw_gate_t *g, struct job *j)
 			now - h->deadline_ms);
 		goto drop;
 	}
+	if (!is_event && s_cache_try(g, j, s, d.rule, 0))
+		return; /* answered from the cache */
 	struct mcount *mc = s_mcount(g, j->member, 1);
 	if (!is_event && mc && mc->n >= lim->max_inflight_per_member) {
 		s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
@@ -1537,6 +2131,8 @@ static void s_on_request(gw_gate_t *g, struct job *j)
 		if (busy)
 			s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
 				"every instance of %s is working at its limit", s->id);
+		else if (j->stale_ok && s_cache_try(g, j, s, d.rule, 1))
+			return; /* the issuer is offline: a stale copy, marked so */
 		else
 			s_error(g, env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__NO_INSTANCE, NULL, NULL, 1000,
 				"no instance of %s is connected", s->id);
@@ -1599,6 +2195,10 @@ static void s_request_committed(gw_gate_t *g, struct job *j)
 	snprintf(p->service, sizeof p->service, "%s", j->service);
 	p->idempotent = j->idempotent;
 	p->deadline_ms = j->deadline_ms;
+	p->cache_kind = j->cache_kind;
+	snprintf(p->cache_id, sizeof p->cache_id, "%s", j->cache_id);
+	memcpy(p->cache_key, j->cache_key, 32);
+	p->stale_ok = j->stale_ok;
 	s_job_free(j);
 	if (gw_map_put(g->pending, p->msgid, QIAO_MSGID_LEN, p) != 0 || s_heap_push(g, p) != 0) {
 		gw_map_del(g->pending, p->msgid, QIAO_MSGID_LEN);
@@ -1621,6 +2221,8 @@ static void s_on_answer(gw_gate_t *g, struct job *j)
 	struct pend *p = gw_map_get(g->pending, h->in_reply_to.data, QIAO_MSGID_LEN);
 	char mid[33];
 	qiao_hex(h->in_reply_to.data, QIAO_MSGID_LEN, mid);
+	if (!p && s_notify_answer(g, j))
+		return;
 	if (!p || p->answering) {
 		g->c.late_answers++;
 		log_info("answer.dropped member=%s in_reply_to=%s reason=\"no request waits for it (answered, timed out "
@@ -1645,6 +2247,8 @@ static void s_on_answer(gw_gate_t *g, struct job *j)
 		return;
 	}
 	int is_err = h->kind == QIAO__V1__MESSAGE_KIND__ERROR;
+	if (!is_err && p->cache_kind && s_cache_check_answer(g, j, p) != 0)
+		return; /* withheld: the issuer's signature did not verify */
 	int code = 0;
 	if (is_err) {
 		Qiao__V1__ErrorReply *er = qiao__v1__error_reply__unpack(NULL, j->env->body_len, j->env->body);
@@ -1813,10 +2417,15 @@ static void s_on_job(gw_gate_t *g, struct job *j)
 		(void)s_send(g, j->rid, j->rid_len, f, 4);
 		if (j->env)
 			g->c.responses++;
+		int kick = j->cache_op == C_PUBLISH;
 		s_job_free(j);
+		if (kick)
+			s_notify_kick(g);
 		break;
 	}
 	default:
+		if (j->cache_op == C_CURSOR)
+			s_notify_committed(g, j);
 		s_job_free(j);
 		break;
 	}
@@ -2172,6 +2781,36 @@ static json_t *s_status_json(gw_gate_t *g)
 	json_object_set_new(au, "entries_written", json_integer((json_int_t)g->c.audit_entries));
 	json_object_set_new(au, "last_checkpoint_ms", json_integer(g->last_ckpt_ms));
 	json_object_set_new(o, "audit", au);
+	json_t *ca = json_object();
+	json_object_set_new(ca, "hits", json_integer((json_int_t)g->c.cache_hits));
+	json_object_set_new(ca, "misses", json_integer((json_int_t)g->c.cache_misses));
+	json_object_set_new(ca, "stale_served", json_integer((json_int_t)g->c.cache_stale));
+	json_object_set_new(ca, "refused_unverified", json_integer((json_int_t)g->c.cache_refused));
+	json_object_set_new(ca, "invalidations", json_integer((json_int_t)g->c.cache_invalidations));
+	uint64_t nl = 0, nc = 0, last = 0;
+	qiao_txn_t *ct = NULL;
+	if (qiao_txn_begin(g->st, 0, &ct) == 0) {
+		(void)gw_cache_counts(g->cache, ct, &nl, &nc);
+		(void)gw_cache_outbox_size(g->cache, ct, &last);
+	}
+	json_object_set_new(ca, "licences_cached", json_integer((json_int_t)nl));
+	json_object_set_new(ca, "credit_answers_cached", json_integer((json_int_t)nc));
+	json_object_set_new(ca, "events", json_integer((json_int_t)last));
+	json_t *sa = json_array();
+	for (size_t i = 0; i < g->nsubs; i++) {
+		uint64_t cur = 0;
+		if (ct)
+			(void)gw_cache_cursor_get(g->cache, ct, g->subs[i].member, &cur);
+		json_t *x = json_object();
+		json_object_set_new(x, "member", json_string(g->subs[i].member));
+		json_object_set_new(x, "delivered_up_to", json_integer((json_int_t)cur));
+		json_object_set_new(x, "behind", json_integer((json_int_t)(last - cur)));
+		json_object_set_new(x, "inflight", json_boolean(g->subs[i].inflight));
+		json_array_append_new(sa, x);
+	}
+	qiao_txn_abort(&ct);
+	json_object_set_new(ca, "subscribers", sa);
+	json_object_set_new(o, "cache", ca);
 
 	json_t *k = json_object();
 #define CNT(name) json_object_set_new(k, #name, json_integer((json_int_t)g->c.name))
@@ -2318,6 +2957,10 @@ static void s_timers(gw_gate_t *g)
 		if (mono - c->last_send >= lim->heartbeat_ms)
 			s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_HEARTBEAT, NULL, 0);
 	}
+	if (mono >= g->next_notify) {
+		g->next_notify = mono + 500;
+		s_notify_kick(g);
+	}
 	if (mono >= g->next_ckpt) {
 		g->next_ckpt = mono + gw_config_audit(g->cfg)->checkpoint_ms;
 		if (g->audit_submitted != g->audit_at_ckpt)
@@ -2398,6 +3041,7 @@ static void s_reload(gw_gate_t *g)
 		}
 	}
 	gw_config_free(&old);
+	s_subs_build(g); /* events in flight are sent again: delivery is at least once */
 	s_audit_admin(g, "configuration reloaded from %s: %zu members, %zu services, %zu policy rules",
 		      gw_config_path(g->cfg), gw_config_member_count(g->cfg), gw_config_service_count(g->cfg),
 		      gw_policy_rule_count(g->cfg));
@@ -2451,6 +3095,12 @@ int gw_gate_new(struct gw_config **cfgp, gw_gate_t **out, char *err, size_t errl
 	rc = audit_log_open(g->st, &ac, &g->audit, err, errlen);
 	if (rc != 0)
 		goto fail;
+	rc = gw_cache_open(g->st, &g->cache);
+	if (rc != 0) {
+		snprintf(err, errlen, "store %s, cache tables: %s", gw->store, qiao_strerror(rc));
+		goto fail;
+	}
+	s_subs_build(g);
 	rc = qiao_gc_new(g->st, NULL, &g->gc);
 	if (rc != 0) {
 		snprintf(err, errlen, "group-commit writer: %s", qiao_strerror(rc));
@@ -2682,6 +3332,10 @@ void gw_gate_destroy(gw_gate_t **gp)
 		unlink(g->admin_path);
 	}
 	audit_log_close(&g->audit);
+	gw_cache_close(&g->cache);
+	for (size_t i = 0; i < g->nsubs; i++)
+		qiao_envelope_destroy(&g->subs[i].req);
+	free(g->subs);
 	qiao_store_close(&g->st);
 	qiao_keys_destroy(&g->keys);
 	gw_config_free(&g->cfg);

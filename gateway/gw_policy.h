@@ -40,6 +40,7 @@ struct gw_rule {
 	const char *const *purposes;        /* allowed purposes (prefixes); may be empty */
 	size_t npurposes;
 	bool require_case;                  /* Header.case_id must be set */
+	bool serve_stale;                   /* the cache may answer with a stale copy when the issuer is offline */
 	const char *text;                   /* the rule in config syntax, one line, < GW_RULE_MAX */
 	const char *file;                   /* where it is defined */
 	unsigned line;
