@@ -152,6 +152,23 @@ static void s_print(json_t *doc)
 	       (long long)s_int(q, "max_pending"), (long long)s_int(q, "verify_queue"),
 	       (long long)s_int(q, "commit_queue"));
 
+	json_t *ca = json_object_get(doc, "cache");
+	if (ca) {
+		printf("\ncache: %lld hits, %lld misses, %lld stale answers, %lld refused (signature did not verify), "
+		       "%lld invalidations; %lld licences and %lld credit answers cached; %lld events\n",
+		       (long long)s_int(ca, "hits"), (long long)s_int(ca, "misses"), (long long)s_int(ca, "stale_served"),
+		       (long long)s_int(ca, "refused_unverified"), (long long)s_int(ca, "invalidations"),
+		       (long long)s_int(ca, "licences_cached"), (long long)s_int(ca, "credit_answers_cached"),
+		       (long long)s_int(ca, "events"));
+		json_t *subs = json_object_get(ca, "subscribers");
+		json_array_foreach(subs, i, x)
+		{
+			printf("  subscriber %-34s delivered up to %lld, %lld behind%s\n", s_str(x, "member"),
+			       (long long)s_int(x, "delivered_up_to"), (long long)s_int(x, "behind"),
+			       json_is_true(json_object_get(x, "inflight")) ? ", one in flight" : "");
+		}
+	}
+
 	json_t *k = json_object_get(doc, "counters");
 	printf("\ncounters:\n");
 	const char *key;

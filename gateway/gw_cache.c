@@ -16,6 +16,7 @@
 #define T_CRED 0x4343 /* "CC" */
 #define T_OUT 0x434f  /* "CO" */
 #define T_META 0x434d /* "CM" */
+#define QIAO_PUB_KEY_MAX 256
 
 struct gw_cache {
 	qiao_table_t *lic, *cred, *out, *meta;
@@ -245,6 +246,23 @@ int gw_cache_outbox_append(gw_cache_t *c, qiao_txn_t *t, const char *issuer, con
 		rc = s_meta_put(c, t, "seq", s);
 	if (rc == 0 && seq)
 		*seq = s;
+	return rc;
+}
+
+int gw_cache_outbox_publish(gw_cache_t *c, qiao_txn_t *t, const char *licence_id, uint64_t version,
+			    const char *issuer, const uint8_t *event, size_t len, int *appended)
+{
+	*appended = 0;
+	char k[QIAO_PUB_KEY_MAX];
+	snprintf(k, sizeof k, "pub/%s", licence_id);
+	uint64_t last;
+	int rc = s_meta_get(c, t, k, &last);
+	if (rc != 0 || version <= last)
+		return rc;
+	rc = gw_cache_outbox_append(c, t, issuer, event, len, NULL);
+	if (rc == 0)
+		rc = s_meta_put(c, t, k, version);
+	*appended = rc == 0;
 	return rc;
 }
 

@@ -55,7 +55,11 @@ int gw_cache_credit_put(gw_cache_t *c, qiao_txn_t *t, const uint8_t key[32], con
 /* Drop every cached credit answer about a subject (its 16-byte key). */
 int gw_cache_credit_invalidate(gw_cache_t *c, qiao_txn_t *t, const uint8_t subject16[16], size_t *removed);
 
-/* The outbox. */
+/* The outbox.  gw_cache_outbox_publish() appends an issuer's event about
+ * a licence unless an event of that version or a newer one was already
+ * appended (*appended says). */
+int gw_cache_outbox_publish(gw_cache_t *c, qiao_txn_t *t, const char *licence_id, uint64_t version,
+			    const char *issuer, const uint8_t *event, size_t len, int *appended);
 int gw_cache_outbox_append(gw_cache_t *c, qiao_txn_t *t, const char *issuer, const uint8_t *event, size_t len,
 			   uint64_t *seq);
 /* The event after `after` (the first has seq 1): 0 and *seq, *bytes

@@ -1326,8 +1326,9 @@ static int s_job_apply(qiao_txn_t *txn, void *arg)
 		 * goes to the subscribers' outbox (a re-published old event
 		 * does neither) */
 		rc = gw_cache_licence_put(j->cache, txn, j->cache_id, &j->cval, 0, &stored);
-		if (rc == 0 && stored)
-			rc = gw_cache_outbox_append(j->cache, txn, j->cval.issuer, j->event, j->event_len, NULL);
+		if (rc == 0)
+			rc = gw_cache_outbox_publish(j->cache, txn, j->cache_id, j->cval.version, j->cval.issuer, j->event,
+						     j->event_len, &stored);
 		break;
 	case C_CURSOR:
 		rc = gw_cache_cursor_put(j->cache, txn, j->cache_id, j->cval.version);
