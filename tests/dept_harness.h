@@ -46,8 +46,8 @@ static char d_src[PATH_MAX];
 /* adapters/<dept>/<file> of the source tree into buf; false when absent. */
 H_FN bool d_path(char *buf, size_t n, const char *dept, const char *file)
 {
-	snprintf(buf, n, "%s/adapters/%s/%s", d_src, dept, file);
-	return access(buf, R_OK) == 0;
+	int w = snprintf(buf, n, "%s/adapters/%s/%s", d_src, dept, file);
+	return w > 0 && (size_t)w < n && access(buf, R_OK) == 0;
 }
 
 /* The whole fragment, or "" (caller frees). */

@@ -1,0 +1,529 @@
+/*
+ * test_dept_tax.c - qiao-tax (adapters/tax/) end to end: the real
+ * gateway, the tax adapter on its seeded database, SDK consumers in the
+ * test acting as the registry and the housing bureau (the policy of
+ * adapters/tax/policy.conf).
+ *
+ * tax-assessment.v1: a 满五唯一 flat (契税 only, split between two
+ * buyers), a flat held one year (增值税 and its surcharges, 个人所得税,
+ * second-home 契税), a buyer without housing record (3 % 契税); every
+ * item against the seeded rate table, the 税票号 and rows in the
+ * database; repeats answered from the record without new rows; a buyer
+ * with arrears refused; identifiers in body fields refused naming the
+ * field.  filing-notice.v1: recorded, repeated, and an assessment that
+ * disagrees with it refused.
+ */
+/* dept_harness.h's d_path() snprintf()s a PATH_MAX source dir into a
+ * PATH_MAX buffer, which gcc -Wformat-truncation flags; not ours to edit. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include "dept_harness.h"
+
+#include <ctype.h>
+#include <sqlite3.h>
+
+#include "housing.pb-c.h"
+#include "tax.pb-c.h"
+
+#define SVC_TAX "11150600MB0D34560K/tax/"
+#define CASE "case-2026-000123"
+#define PURPOSE "带押过户"
+
+#define SELLER "150621199003154522"
+#define BUYER "15060219850612003X"
+#define CO_BUYER "150602198709301527"
+#define ARREARS "150621198204180036"
+#define UNIT "150602001001GB00001F00010001"
+#define CERT "蒙(2020)鄂尔多斯市不动产权第0001234号"
+
+static qiao_adapter_t *s_reg, *s_house;
+static char s_msg[1200];
+
+#define E_BAD QIAO__V1__ERROR_CODE__BAD_REQUEST
+#define E_IDENT QIAO__V1__ERROR_CODE__INVALID_IDENTIFIER
+#define E_NOTFOUND QIAO__V1__ERROR_CODE__NOT_FOUND
+#define E_REJECTED QIAO__V1__ERROR_CODE__REJECTED
+
+/* ---- the tax bureau's database (read-only) ------------------------------ */
+
+static long long q_int(const char *sql, ...)
+{
+	char path[PATH_MAX];
+	d_db_path(D_TAX, path, sizeof path);
+	sqlite3 *db = NULL;
+	long long v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+			va_list ap;
+			va_start(ap, sql);
+			const char *a;
+			for (int i = 1; (a = va_arg(ap, const char *)) != NULL; i++)
+				sqlite3_bind_text(st, i, a, -1, SQLITE_TRANSIENT);
+			va_end(ap);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				v = sqlite3_column_int64(st, 0);
+		} else {
+			fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static const char *q_text(char *out, size_t n, const char *sql, ...)
+{
+	char path[PATH_MAX];
+	d_db_path(D_TAX, path, sizeof path);
+	sqlite3 *db = NULL;
+	out[0] = '\0';
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+			va_list ap;
+			va_start(ap, sql);
+			const char *a;
+			for (int i = 1; (a = va_arg(ap, const char *)) != NULL; i++)
+				sqlite3_bind_text(st, i, a, -1, SQLITE_TRANSIENT);
+			va_end(ap);
+			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+				snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+		} else {
+			fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return out;
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+struct party {
+	Qiao__V1__Party p;
+	Qiao__V1__DataSubject s;
+};
+
+static Qiao__V1__Party *mk_party(struct party *x, const char *name, const char *id)
+{
+	qiao__v1__party__init(&x->p);
+	qiao__v1__data_subject__init(&x->s);
+	x->s.type = strlen(id) == 18 && isalpha((unsigned char)id[8]) ? QIAO__V1__SUBJECT_TYPE__USCC
+								      : QIAO__V1__SUBJECT_TYPE__RESIDENT_ID;
+	x->s.id = (char *)id;
+	x->p.name = (char *)name;
+	x->p.id = &x->s;
+	return &x->p;
+}
+
+static void expect_err(int line, ProtobufCMessage *out, int code, int want, const char *field)
+{
+	char prefix[160];
+	snprintf(prefix, sizeof prefix, "%s %s:", qiao_error_code_name(want), field);
+	int ok = !out && code == want && strncmp(s_msg, prefix, strlen(prefix)) == 0;
+	CHECK(ok);
+	if (!ok)
+		fprintf(stderr, "  line %d: wanted %s, got code %d: %s\n", line, prefix, code, s_msg);
+	if (out)
+		protobuf_c_message_free_unpacked(out, NULL);
+}
+#define EXPECT_ERR(out, code, want, field) expect_err(__LINE__, (ProtobufCMessage *)(out), code, want, field)
+
+struct transfer {
+	const char *contract, *filing, *unit, *cert;
+	long long price, area;
+	const char *seller_name, *seller, *buyer_name, *buyer, *buyer2;
+};
+
+static Qiao__V1__TaxClearance *assess(const struct transfer *t, int *code)
+{
+	struct party sp, bp[2];
+	Qiao__V1__Party *sellers[1] = {mk_party(&sp, t->seller_name, t->seller)};
+	Qiao__V1__Party *buyers[2] = {t->buyer ? mk_party(&bp[0], t->buyer_name, t->buyer) : NULL,
+				      t->buyer2 ? mk_party(&bp[1], "刘芳", t->buyer2) : NULL};
+	Qiao__V1__TaxAssessmentRequest q = QIAO__V1__TAX_ASSESSMENT_REQUEST__INIT;
+	q.contract_no = (char *)t->contract;
+	q.filing_no = (char *)t->filing;
+	q.unit_no = (char *)t->unit;
+	q.cert_no = (char *)t->cert;
+	q.price_fen = t->price;
+	q.building_area_dm2 = t->area;
+	q.n_sellers = 1;
+	q.sellers = sellers;
+	q.n_buyers = t->buyer ? (t->buyer2 ? 2 : 1) : 0;
+	q.buyers = buyers;
+	struct qiao_subject subj[3];
+	size_t ns = 0;
+	const char *who[3] = {t->seller, t->buyer, t->buyer2};
+	for (int i = 0; i < 3; i++)
+		if (who[i] && qiao_id_check_resident(who[i], NULL, 0) == 0)
+			subj[ns++] = (struct qiao_subject){QIAO_SUBJECT_RESIDENT_ID, who[i]};
+	ProtobufCMessage *o = d_call(s_reg, SVC_TAX "tax-assessment.v1", &q.base, &qiao__v1__tax_clearance__descriptor,
+				     PURPOSE, CASE, subj, ns, code, s_msg, sizeof s_msg);
+	if (getenv("QIAO_TEST_VERBOSE"))
+		fprintf(stderr, "tax-assessment %s -> %d %s\n", t->contract, *code, s_msg);
+	return (Qiao__V1__TaxClearance *)o;
+}
+
+/* The item of `type` paid by `payer` (NULL: the first of that type). */
+static const Qiao__V1__TaxItem *item(const Qiao__V1__TaxClearance *c, int type, const char *payer)
+{
+	for (size_t i = 0; i < c->n_items; i++)
+		if ((int)c->items[i]->tax_type == type &&
+		    (!payer || (c->items[i]->payer && strcmp(c->items[i]->payer->id->id, payer) == 0)))
+			return c->items[i];
+	return NULL;
+}
+
+/* Σ items = totals, each item base × rate, each paid item with its 税票号. */
+static void check_sums(int line, const Qiao__V1__TaxClearance *c)
+{
+	long long due = 0, paid = 0;
+	int ok = 1;
+	for (size_t i = 0; i < c->n_items; i++) {
+		const Qiao__V1__TaxItem *it = c->items[i];
+		due += it->amount_due_fen;
+		paid += it->amount_paid_fen;
+		if (it->amount_due_fen > 0)
+			ok &= strlen(it->voucher_no) == 18 && it->voucher_no[0] == '3' && it->paid_ms > 0 &&
+			      it->amount_paid_fen == it->amount_due_fen;
+		else
+			ok &= it->voucher_no[0] == '\0' && it->rate_ppm == 0;
+		ok &= it->payer && it->payer->name[0] && it->payer->id;
+	}
+	ok &= due == c->total_due_fen && paid == c->total_paid_fen;
+	CHECK(ok);
+	if (!ok)
+		fprintf(stderr, "  line %d: items do not add up (due %lld/%lld, paid %lld/%lld)\n", line, due,
+			(long long)c->total_due_fen, paid, (long long)c->total_paid_fen);
+}
+
+/* ---- tax-assessment.v1 ---------------------------------------------------- */
+
+static const struct transfer s_main = {
+	"WQ-2026-150602-000777",
+	"BA150602-2026-000777",
+	UNIT,
+	CERT,
+	138000000,
+	12856,
+	"张晓梅",
+	SELLER,
+	"李建国",
+	BUYER,
+	CO_BUYER,
+};
+
+static void test_main_transfer(void)
+{
+	int code;
+	char t[256];
+	Qiao__V1__TaxClearance *c = assess(&s_main, &code);
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "assessment: %s\n", s_msg);
+		return;
+	}
+	CHECK(strncmp(c->assessment_no, "HD150600-", 9) == 0);
+	CHECK(strcmp(c->contract_no, s_main.contract) == 0 && strcmp(c->unit_no, UNIT) == 0);
+	CHECK(c->status == QIAO__V1__TAX_CLEARANCE_STATUS__TAX_CLEARANCE_STATUS_PAID);
+	CHECK(c->assessed_price_fen == 140000000); /* the 评估价 is above the declared price */
+	CHECK(c->total_due_fen == 1400000 && c->total_paid_fen == 1400000 && c->cleared_ms > 0);
+	CHECK(c->n_items == 7); /* 增值税, 契税 ×2, 个人所得税, 印花税 ×3 */
+	check_sums(__LINE__, c);
+	const Qiao__V1__TaxItem *deed1 = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_DEED_TAX, BUYER);
+	const Qiao__V1__TaxItem *deed2 = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_DEED_TAX, CO_BUYER);
+	CHECK(deed1 && deed1->rate_ppm == 10000 && deed1->amount_due_fen == 700000 &&
+	      deed1->taxable_base_fen == 70000000);
+	CHECK(deed2 && deed2->rate_ppm == 10000 && deed2->amount_due_fen == 700000);
+	CHECK(deed1 && deed2 && strcmp(deed1->voucher_no, deed2->voucher_no) != 0);
+	const Qiao__V1__TaxItem *vat = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_VAT, SELLER);
+	CHECK(vat && vat->amount_due_fen == 0 && vat->taxable_base_fen == 140000000); /* held 2+ years */
+	const Qiao__V1__TaxItem *iit = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_INDIVIDUAL_INCOME_TAX, SELLER);
+	CHECK(iit && iit->amount_due_fen == 0);                                /* 满五唯一 */
+	CHECK(!item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_URBAN_MAINTENANCE, NULL)); /* no VAT, no surcharge */
+	char ano[72], v1[40];
+	snprintf(ano, sizeof ano, "%s", c->assessment_no);
+	snprintf(v1, sizeof v1, "%s", deed1 ? deed1->voucher_no : "");
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+
+	CHECK(strcmp(q_text(t, sizeof t, "SELECT status FROM tax_assessment WHERE contract_no = ?", s_main.contract,
+			    NULL),
+		     "PAID") == 0);
+	CHECK(q_int("SELECT assessed_price_fen FROM tax_assessment WHERE assessment_no = ?", ano, NULL) == 140000000);
+	CHECK(q_int("SELECT declared_price_fen FROM tax_assessment WHERE assessment_no = ?", ano, NULL) == 138000000);
+	CHECK(q_int("SELECT COUNT(*) FROM tax_item WHERE assessment_no = ?", ano, NULL) == 7);
+	CHECK(q_int("SELECT amount_paid_fen FROM tax_item WHERE voucher_no = ?", v1, NULL) == 700000);
+	CHECK(strcmp(q_text(t, sizeof t, "SELECT payer_id_no FROM tax_item WHERE voucher_no = ?", v1, NULL), BUYER) ==
+	      0);
+	CHECK(q_int("SELECT rate_id FROM tax_item WHERE voucher_no = ?", v1, NULL) == 101);
+	CHECK(q_int("SELECT COUNT(*) FROM tax_party WHERE assessment_no = ?", ano, NULL) == 3);
+	CHECK(strcmp(q_text(t, sizeof t, "SELECT case_id FROM tax_assessment WHERE assessment_no = ?", ano, NULL),
+		     CASE) == 0);
+
+	/* repeated: the same assessment and 税票号, no new rows */
+	c = assess(&s_main, &code);
+	CHECK(c && strcmp(c->assessment_no, ano) == 0 && c->total_paid_fen == 1400000);
+	if (c) {
+		const Qiao__V1__TaxItem *again = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_DEED_TAX, BUYER);
+		CHECK(again && strcmp(again->voucher_no, v1) == 0);
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+	}
+	CHECK(q_int("SELECT COUNT(*) FROM tax_assessment", NULL) == 1);
+	CHECK(q_int("SELECT COUNT(*) FROM tax_item", NULL) == 7);
+	/* the same contract with another price */
+	struct transfer other = s_main;
+	other.price = 120000000;
+	c = assess(&other, &code);
+	EXPECT_ERR(c, code, E_REJECTED, "contract_no");
+	CHECK(q_int("SELECT COUNT(*) FROM tax_assessment", NULL) == 1);
+}
+
+static void test_vat_transfer(void)
+{
+	/* held one year: 增值税 5 % on the price without VAT, surcharges
+	 * 7/3/2 % of it, 个人所得税 1 %, second-home 契税 2 % (> 140 m²) */
+	static const struct transfer t = {
+		"WQ-2026-150602-000901",
+		"BA150602-2026-000901",
+		"150602001002GB00031F00030502",
+		"蒙(2025)鄂尔多斯市不动产权第0023456号",
+		210000000,
+		14600,
+		"高雅琴",
+		"150627199201050028",
+		"马骏",
+		"150603199502140616",
+		NULL,
+	};
+	int code;
+	Qiao__V1__TaxClearance *c = assess(&t, &code); /* 马骏's old arrears are CLEARED */
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "assessment: %s\n", s_msg);
+		return;
+	}
+	CHECK(c->assessed_price_fen == 210000000); /* declared above the 评估价 */
+	const Qiao__V1__TaxItem *vat = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_VAT, NULL);
+	CHECK(vat && vat->taxable_base_fen == 200000000 && vat->rate_ppm == 50000 && vat->amount_due_fen == 10000000);
+	const Qiao__V1__TaxItem *u = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_URBAN_MAINTENANCE, NULL);
+	const Qiao__V1__TaxItem *e = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_EDUCATION_SURCHARGE, NULL);
+	const Qiao__V1__TaxItem *le = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_LOCAL_EDUCATION_SURCHARGE, NULL);
+	CHECK(u && u->taxable_base_fen == 10000000 && u->amount_due_fen == 700000);
+	CHECK(e && e->amount_due_fen == 300000 && le && le->amount_due_fen == 200000);
+	const Qiao__V1__TaxItem *iit = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_INDIVIDUAL_INCOME_TAX, NULL);
+	CHECK(iit && iit->taxable_base_fen == 200000000 && iit->amount_due_fen == 2000000);
+	const Qiao__V1__TaxItem *deed = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_DEED_TAX, NULL);
+	CHECK(deed && deed->rate_ppm == 20000 && deed->taxable_base_fen == 200000000 &&
+	      deed->amount_due_fen == 4000000);
+	CHECK(c->total_due_fen == 17200000 && c->status == QIAO__V1__TAX_CLEARANCE_STATUS__TAX_CLEARANCE_STATUS_PAID);
+	check_sums(__LINE__, c);
+	CHECK(q_int("SELECT total_paid_fen FROM tax_assessment WHERE contract_no = ?", t.contract, NULL) == 17200000);
+	CHECK(q_int("SELECT hold_years FROM tax_assessment WHERE contract_no = ?", t.contract, NULL) == 1);
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+}
+
+static void test_refusals(void)
+{
+	int code;
+	long long before = q_int("SELECT COUNT(*) FROM tax_assessment", NULL);
+	/* a buyer with arrears */
+	struct transfer t = s_main;
+	t.contract = "WQ-2026-150602-000902";
+	t.buyer_name = "韩旭东";
+	t.buyer = ARREARS;
+	t.buyer2 = NULL;
+	Qiao__V1__TaxClearance *c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_REJECTED, "buyers[0].id.id");
+	CHECK(strstr(s_msg, "欠税") != NULL);
+	/* the base data disagree */
+	t = s_main;
+	t.contract = "WQ-2026-150602-000903";
+	t.unit = "150602001001GB00009F00010009";
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_NOTFOUND, "unit_no");
+	t.unit = UNIT;
+	t.cert = "蒙(2021)鄂尔多斯市不动产权第0009876号";
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_REJECTED, "cert_no");
+	t.cert = CERT;
+	t.area = 12850;
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_REJECTED, "building_area_dm2");
+	/* identifiers in the body */
+	t = s_main;
+	t.contract = "WQ-2026-150602-000904";
+	t.seller = "150621199003154523";
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_IDENT, "sellers[0].id.id");
+	t = s_main;
+	t.contract = "WQ-2026-150602-000904";
+	t.buyer2 = "91150602MA0H864249";
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_IDENT, "buyers[1].id.id");
+	t = s_main;
+	t.contract = "WQ-2026-150602-000904";
+	t.unit = "15060200100GB00001F00010001";
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_IDENT, "unit_no");
+	t.unit = UNIT;
+	t.cert = "蒙(20)鄂尔多斯市不动产权第0001234号";
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_IDENT, "cert_no");
+	/* fields */
+	t = s_main;
+	t.contract = "WQ-2026-150602-000904";
+	t.price = 0;
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_BAD, "price_fen");
+	t.price = s_main.price;
+	t.buyer = NULL;
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_BAD, "buyers");
+	t.buyer = SELLER;
+	t.buyer2 = NULL;
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_BAD, "buyers[0]");
+	t = s_main;
+	t.contract = "";
+	c = assess(&t, &code);
+	EXPECT_ERR(c, code, E_BAD, "contract_no");
+	CHECK(q_int("SELECT COUNT(*) FROM tax_assessment", NULL) == before);
+	CHECK(q_int("SELECT COUNT(*) FROM tax_assessment WHERE contract_no = ?", "WQ-2026-150602-000902", NULL) == 0);
+}
+
+/* ---- filing-notice.v1 ----------------------------------------------------- */
+
+static Qiao__V1__FilingNoticeResult *notice(const char *contract, const char *filing, const char *cert, long long price,
+					    int *code)
+{
+	struct party sp, bp;
+	Qiao__V1__Party *sellers[1] = {mk_party(&sp, "马骏", "150603199502140616")};
+	Qiao__V1__Party *buyers[1] = {mk_party(&bp, "高雅琴", "150627199201050028")};
+	Qiao__V1__FilingNotice q = QIAO__V1__FILING_NOTICE__INIT;
+	q.contract_no = (char *)contract;
+	q.filing_no = (char *)filing;
+	q.unit_no = "150602001001GB00002F00010002";
+	q.cert_no = (char *)cert;
+	q.price_fen = price;
+	q.n_sellers = 1;
+	q.sellers = sellers;
+	q.n_buyers = 1;
+	q.buyers = buyers;
+	q.escrow_agreement_no = "ZJJG-2026-000046";
+	q.escrow_amount_fen = 90000000;
+	q.filed_ms = (int64_t)time(NULL) * 1000 - 3600000;
+	struct qiao_subject subj[2] = {{QIAO_SUBJECT_RESIDENT_ID, "150603199502140616"},
+				       {QIAO_SUBJECT_RESIDENT_ID, "150627199201050028"}};
+	return (Qiao__V1__FilingNoticeResult *)d_call(s_house, SVC_TAX "filing-notice.v1", &q.base,
+						      &qiao__v1__filing_notice_result__descriptor, PURPOSE, CASE, subj,
+						      2, code, s_msg, sizeof s_msg);
+}
+
+static void test_filing_notice(void)
+{
+	int code;
+	const char *contract = "WQ-2026-150602-000950", *filing = "BA150602-2026-000950";
+	const char *cert = "蒙(2021)鄂尔多斯市不动产权第0009876号";
+	Qiao__V1__FilingNoticeResult *n = notice(contract, filing, cert, 165000000, &code);
+	CHECK(n && n->received && n->received_ms > 0 && n->refusal_reason[0] == '\0');
+	if (!n)
+		fprintf(stderr, "filing notice: %s\n", s_msg);
+	int64_t when = n ? n->received_ms : 0;
+	if (n)
+		protobuf_c_message_free_unpacked(&n->base, NULL);
+	char t[128];
+	CHECK(strcmp(q_text(t, sizeof t, "SELECT filing_no FROM filing_notice WHERE contract_no = ?", contract, NULL),
+		     filing) == 0);
+	CHECK(q_int("SELECT escrow_amount_fen FROM filing_notice WHERE contract_no = ?", contract, NULL) == 90000000);
+	n = notice(contract, filing, cert, 165000000, &code); /* repeated */
+	CHECK(n && n->received && n->received_ms == when);
+	if (n)
+		protobuf_c_message_free_unpacked(&n->base, NULL);
+	CHECK(q_int("SELECT COUNT(*) FROM filing_notice", NULL) == 1);
+	n = notice(contract, filing, cert, 160000000, &code); /* another price */
+	CHECK(n && !n->received && n->refusal_reason[0] != '\0');
+	if (n)
+		protobuf_c_message_free_unpacked(&n->base, NULL);
+	CHECK(q_int("SELECT price_fen FROM filing_notice WHERE contract_no = ?", contract, NULL) == 165000000);
+	n = notice(contract, filing, "蒙(2021)鄂尔多斯市不动产权第98号", 165000000, &code);
+	EXPECT_ERR(n, code, E_IDENT, "cert_no");
+
+	/* the assessment must agree with the filing */
+	struct transfer a = {
+		contract,
+		"BA150602-2026-000951",
+		"150602001001GB00002F00010002",
+		cert,
+		165000000,
+		11820,
+		"马骏",
+		"150603199502140616",
+		"高雅琴",
+		"150627199201050028",
+		NULL,
+	};
+	Qiao__V1__TaxClearance *c = assess(&a, &code);
+	EXPECT_ERR(c, code, E_REJECTED, "filing_no");
+	a.filing = filing;
+	a.price = 160000000;
+	c = assess(&a, &code);
+	EXPECT_ERR(c, code, E_REJECTED, "price_fen");
+	a.price = 165000000;
+	c = assess(&a, &code);
+	CHECK(c != NULL);
+	if (c) {
+		/* no housing record of the buyer: no relief, 3 % 契税; held 5+
+		 * years but not the only home: 个人所得税 1 %; no 增值税 */
+		const Qiao__V1__TaxItem *deed = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_DEED_TAX, NULL);
+		const Qiao__V1__TaxItem *iit = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_INDIVIDUAL_INCOME_TAX, NULL);
+		const Qiao__V1__TaxItem *vat = item(c, QIAO__V1__TAX_TYPE__TAX_TYPE_VAT, NULL);
+		CHECK(deed && deed->rate_ppm == 30000 && deed->amount_due_fen == 4950000);
+		CHECK(iit && iit->rate_ppm == 10000 && iit->amount_due_fen == 1650000);
+		CHECK(vat && vat->amount_due_fen == 0);
+		CHECK(c->total_due_fen == 6600000);
+		check_sums(__LINE__, c);
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+	}
+	CHECK(q_int("SELECT buyer_homes IS NULL FROM tax_assessment WHERE contract_no = ?", contract, NULL) == 1);
+}
+
+/* Stop department i's adapter: it must exit 0 on SIGTERM (under ASan a
+ * leak or an error makes that fail) with no sanitizer report in its log. */
+static void stop_dept(int i)
+{
+	char log[PATH_MAX + 64];
+	snprintf(log, sizeof log, "%s/%s.log", h_dir, d_m[i].proc.name);
+	int st = h_peer_stop(&d_m[i].proc, SIGTERM);
+	CHECK(h_exited_0(st));
+	char *t = h_read_file(log);
+	CHECK(t && !strstr(t, "Sanitizer") && !strstr(t, "runtime error"));
+	if (!h_exited_0(st) || (t && (strstr(t, "Sanitizer") || strstr(t, "runtime error"))))
+		fprintf(stderr, "qiao-%s log:\n%s\n", d_m[i].proc.name, t ? t : "");
+	free(t);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (d_setup("dept-tax", NULL) != 0 || d_start_dept(D_TAX) != 0) {
+		fprintf(stderr, "set-up failed\n");
+		CHECK(0);
+		d_teardown();
+		return check_done();
+	}
+	s_reg = d_consumer(D_REGISTRY);
+	s_house = d_consumer(D_HOUSING);
+	CHECK(s_reg && s_house);
+	if (s_reg && s_house) {
+		test_main_transfer();
+		test_vat_transfer();
+		test_refusals();
+		test_filing_notice();
+		stop_dept(D_TAX);
+	}
+	qiao_adapter_destroy(&s_reg);
+	qiao_adapter_destroy(&s_house);
+	d_teardown();
+	return check_done();
+}
