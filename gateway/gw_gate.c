@@ -185,6 +185,7 @@ struct job {
 	size_t event_len;
 	gw_cache_t *cache;
 	int stale_ok;                 /* the request allows a stale copy and a rule grants it */
+	int has_purpose;              /* the lookup states a purpose (申请事由) */
 };
 
 enum { C_NONE = 0, C_LIC_PUT, C_LIC_REFRESH, C_CRED_PUT, C_PUBLISH, C_CURSOR };
@@ -1666,13 +1667,15 @@ static int s_cache_try(gw_gate_t *g, struct job *j, const struct gw_service *s, 
 			} else {
 				snprintf(j->cache_id, sizeof j->cache_id, "%s", q->licence_id);
 				allow = q->allow_stale;
+				j->has_purpose = q->purpose[0] != '\0';
 			}
 			if (q)
 				qiao__v1__licence_by_id_request__free_unpacked(q, NULL);
 		} else if (j->cache_kind == CK_CREDIT) {
 			Qiao__V1__CreditRecordsRequest *q =
 				qiao__v1__credit_records_request__unpack(NULL, env->body_len, env->body);
-			if (!q || !q->subject) {
+			if (!q || !q->subject || q->include_repaired) {
+				/* repaired records need a grant the issuer checks per request: never from the cache */
 				j->cache_kind = CK_NONE;
 			} else {
 				gw_cache_credit_key(q, j->cache_key);
@@ -1694,6 +1697,21 @@ static int s_cache_try(gw_gate_t *g, struct job *j, const struct gw_service *s, 
 	qiao_txn_abort(&t);
 	if (rc != 0)
 		return 0;
+	if (j->cache_kind == CK_LICENCE_ID && !j->has_purpose) {
+		/* a natural person's licence needs a purpose: the issuer decides */
+		Qiao__V1__SignedLicence *sl = qiao__v1__signed_licence__unpack(NULL, v.len, v.bytes);
+		Qiao__V1__ElectronicLicence *l =
+			sl ? qiao__v1__electronic_licence__unpack(NULL, sl->licence.len, sl->licence.data) : NULL;
+		int person = !l || l->holder_code_type == QIAO__V1__HOLDER_CODE_TYPE__HOLDER_CODE_TYPE_RESIDENT_ID;
+		if (l)
+			qiao__v1__electronic_licence__free_unpacked(l, NULL);
+		if (sl)
+			qiao__v1__signed_licence__free_unpacked(sl, NULL);
+		if (person) {
+			free(v.bytes);
+			return 0;
+		}
+	}
 	int64_t now = qiao_now_ms();
 	const struct gw_cache *cc = gw_config_cache(g->cfg);
 	int answered = 0;
