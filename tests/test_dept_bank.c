@@ -16,10 +16,9 @@
 /* dept_harness.h's d_path() snprintf()s a PATH_MAX source dir into a
  * PATH_MAX buffer, which gcc -Wformat-truncation flags; not ours to edit. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#define DEPT_TEST_OWN_MK_PARTY /* USCC only with a 1 or 9 first */
 #include "dept_harness.h"
-
-#include <ctype.h>
-#include <sqlite3.h>
+#include "dept_test_util.h"
 
 #include "bank.pb-c.h"
 
@@ -44,7 +43,6 @@
 #define PRICE 138000000LL
 
 static qiao_adapter_t *s_reg, *s_house, *s_bank_a, *s_bank_b;
-static char s_msg[1200];
 
 /* ---- the banks' databases (read-only) ----------------------------------- */
 
@@ -171,11 +169,6 @@ static long add_months(long days, int months)
 
 /* ---- calls ---------------------------------------------------------------- */
 
-struct party {
-	Qiao__V1__Party p;
-	Qiao__V1__DataSubject s;
-};
-
 static Qiao__V1__Party *mk_party(struct party *x, const char *name, const char *id)
 {
 	qiao__v1__party__init(&x->p);
@@ -200,25 +193,6 @@ static ProtobufCMessage *call(qiao_adapter_t *a, const char *svc, const void *re
 		fprintf(stderr, "%s -> %d %s\n", svc, *code, s_msg);
 	return out;
 }
-
-/* An ERROR `want` naming `field` ("NAME field: message"). */
-static void expect_err(int line, ProtobufCMessage *out, int code, int want, const char *field)
-{
-	char prefix[160];
-	snprintf(prefix, sizeof prefix, "%s %s:", qiao_error_code_name(want), field);
-	int ok = !out && code == want && strncmp(s_msg, prefix, strlen(prefix)) == 0;
-	CHECK(ok);
-	if (!ok)
-		fprintf(stderr, "  line %d: wanted %s, got code %d: %s\n", line, prefix, code, s_msg);
-	if (out)
-		protobuf_c_message_free_unpacked(out, NULL);
-}
-#define EXPECT_ERR(out, code, want, field) expect_err(__LINE__, (ProtobufCMessage *)(out), code, want, field)
-
-#define E_BAD QIAO__V1__ERROR_CODE__BAD_REQUEST
-#define E_IDENT QIAO__V1__ERROR_CODE__INVALID_IDENTIFIER
-#define E_NOTFOUND QIAO__V1__ERROR_CODE__NOT_FOUND
-#define E_REJECTED QIAO__V1__ERROR_CODE__REJECTED
 
 /* ---- payoff-quote.v1 ------------------------------------------------------ */
 

@@ -15,9 +15,7 @@
  * PATH_MAX buffer, which gcc -Wformat-truncation flags; not ours to edit. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "dept_harness.h"
-
-#include <ctype.h>
-#include <sqlite3.h>
+#include "dept_test_util.h"
 
 #include "housing.pb-c.h"
 
@@ -41,85 +39,13 @@
 #define REFUND_ACCT "6217150600000055555"
 
 static qiao_adapter_t *s_reg;
-static char s_msg[1200];
-
-#define E_BAD QIAO__V1__ERROR_CODE__BAD_REQUEST
-#define E_IDENT QIAO__V1__ERROR_CODE__INVALID_IDENTIFIER
-#define E_NOTFOUND QIAO__V1__ERROR_CODE__NOT_FOUND
-#define E_REJECTED QIAO__V1__ERROR_CODE__REJECTED
 
 /* ---- the housing bureau's database (read-only) -------------------------- */
 
-static long long q_int(const char *sql, ...)
-{
-	char path[PATH_MAX];
-	d_db_path(D_HOUSING, path, sizeof path);
-	sqlite3 *db = NULL;
-	long long v = -1;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-		sqlite3_stmt *st = NULL;
-		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-			va_list ap;
-			va_start(ap, sql);
-			const char *a;
-			for (int i = 1; (a = va_arg(ap, const char *)) != NULL; i++)
-				sqlite3_bind_text(st, i, a, -1, SQLITE_TRANSIENT);
-			va_end(ap);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				v = sqlite3_column_int64(st, 0);
-		} else {
-			fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
-		}
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return v;
-}
-
-static const char *q_text(char *out, size_t n, const char *sql, ...)
-{
-	char path[PATH_MAX];
-	d_db_path(D_HOUSING, path, sizeof path);
-	sqlite3 *db = NULL;
-	out[0] = '\0';
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-		sqlite3_stmt *st = NULL;
-		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-			va_list ap;
-			va_start(ap, sql);
-			const char *a;
-			for (int i = 1; (a = va_arg(ap, const char *)) != NULL; i++)
-				sqlite3_bind_text(st, i, a, -1, SQLITE_TRANSIENT);
-			va_end(ap);
-			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-				snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
-		} else {
-			fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
-		}
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return out;
-}
+#define q_int(...) dt_q_int(D_HOUSING, __VA_ARGS__)
+#define q_text(...) dt_q_text(D_HOUSING, __VA_ARGS__)
 
 /* ---- calls ---------------------------------------------------------------- */
-
-struct party {
-	Qiao__V1__Party p;
-	Qiao__V1__DataSubject s;
-};
-
-static Qiao__V1__Party *mk_party(struct party *x, const char *name, const char *id)
-{
-	qiao__v1__party__init(&x->p);
-	qiao__v1__data_subject__init(&x->s);
-	x->s.type = strlen(id) == 18 && isalpha((unsigned char)id[8]) ? QIAO__V1__SUBJECT_TYPE__USCC
-								      : QIAO__V1__SUBJECT_TYPE__RESIDENT_ID;
-	x->s.id = (char *)id;
-	x->p.name = (char *)name;
-	x->p.id = &x->s;
-	return &x->p;
-}
 
 static ProtobufCMessage *call(const char *svc, const void *req, const ProtobufCMessageDescriptor *rd,
 			      const char *const *persons, int *code)
@@ -134,19 +60,6 @@ static ProtobufCMessage *call(const char *svc, const void *req, const ProtobufCM
 		fprintf(stderr, "%s -> %d %s\n", svc, *code, s_msg);
 	return o;
 }
-
-static void expect_err(int line, ProtobufCMessage *out, int code, int want, const char *field)
-{
-	char prefix[160];
-	snprintf(prefix, sizeof prefix, "%s %s:", qiao_error_code_name(want), field);
-	int ok = !out && code == want && strncmp(s_msg, prefix, strlen(prefix)) == 0;
-	CHECK(ok);
-	if (!ok)
-		fprintf(stderr, "  line %d: wanted %s, got code %d: %s\n", line, prefix, code, s_msg);
-	if (out)
-		protobuf_c_message_free_unpacked(out, NULL);
-}
-#define EXPECT_ERR(out, code, want, field) expect_err(__LINE__, (ProtobufCMessage *)(out), code, want, field)
 
 /* ---- contract-filing.v1 --------------------------------------------------- */
 

@@ -22,8 +22,6 @@
  */
 #include <ctype.h>
 #include <limits.h>
-#include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +29,7 @@
 
 #include "bank.pb-c.h"
 #include "dept.h"
+#include "dept_util.h"
 #include "qiao_envelope.h"
 
 #define E_BAD QIAO__V1__ERROR_CODE__BAD_REQUEST
@@ -67,100 +66,16 @@ static struct bank_conf s_c;
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* Why a transaction did not go through: the ERROR to answer. */
-struct fail {
-	int code;
-	const char *field;
-	char msg[480];
-};
-
-static int s_fail(struct fail *f, int code, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int s_fail(struct fail *f, int code, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-	va_end(ap);
-	f->code = code;
-	f->field = field;
-	return -1;
-}
-
-static int s_dberr(struct fail *f, struct dept *d, sqlite3 *db, const char *what)
-{
-	dept_log(d, "database: %s: %s", what, sqlite3_errmsg(db));
-	return s_fail(f, E_INTERNAL, NULL, "database error (%s)", what);
-}
-
-static sqlite3_stmt *s_prep(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-static void s_bt(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s && s[0])
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void s_bi(sqlite3_stmt *st, int i, long long v)
-{
-	sqlite3_bind_int64(st, i, v);
-}
-
-static int s_exec(sqlite3 *db, const char *sql)
-{
-	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-static void s_copy(char *dst, size_t n, const char *src)
-{
-	snprintf(dst, n, "%s", src ? src : "");
-}
-
-/* Step a statement that changes rows; finalizes it.  0 or -1. */
-static int s_run(sqlite3_stmt *st)
-{
-	int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
 /* The next number of sequence `seq`: "<prefix>-<kind>-<YYYYMMDD>-<NNNNNN>". */
 static int s_next_no(sqlite3 *db, const char *seq, char *out, size_t n)
 {
-	sqlite3_stmt *st = s_prep(db, "INSERT INTO doc_sequence (seq_name, next_value) VALUES (?1, 2) "
-				      "ON CONFLICT (seq_name) DO UPDATE SET next_value = next_value + 1 "
-				      "RETURNING next_value - 1");
-	if (!st)
-		return -1;
-	s_bt(st, 1, seq);
-	int rc = sqlite3_step(st);
-	long long v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	sqlite3_finalize(st);
+	long long v = dept_next_seq(db, seq);
 	if (v < 0)
 		return -1;
 	char today[11];
 	dept_date(today, 0);
 	snprintf(out, n, "%s-%s-%.4s%.2s%.2s-%06lld", s_c.prefix, seq, today, today + 5, today + 8, v);
 	return 0;
-}
-
-/* SHA-256 of the request body in hex: what an idempotency key was first
- * used with. */
-static void s_body_hash(const struct qiao_request *req, char out[65])
-{
-	uint8_t h[32];
-	crypto_hash_sha256(h, req->body ? req->body : (const uint8_t *)"", req->body_len);
-	qiao_hex(h, sizeof h, out);
 }
 
 /* ---- dates (proleptic Gregorian, days since 1970-01-01) ------------------ */
@@ -280,50 +195,7 @@ static long long s_interest(long long principal, long long rate_ppm, long days)
 	return (long long)((x + 180000000) / 360000000);
 }
 
-/* a × ppm / 10^6, half up. */
-static long long s_ppm(long long a, long long ppm)
-{
-	__int128 x = (__int128)a * ppm;
-	return (long long)((x + 500000) / 1000000);
-}
-
 /* ---- request checks ----------------------------------------------------- */
-
-/* Free text: printable UTF-8 of at most `max` characters; required unless
- * `optional`. */
-static int s_text(struct qiao_responder **r, const char *v, const char *field, long max, int optional)
-{
-	if ((!v || !v[0]) && optional)
-		return 0;
-	if (dept_check_text(r, v, field, max) != 0)
-		return -1;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p < 0x20 || *p == 0x7f) {
-			dept_error(r, E_BAD, field, "%s: control characters are not allowed", field);
-			return -1;
-		}
-	return 0;
-}
-
-/* A reference number: 1..64 bytes of [A-Za-z0-9._:-]. */
-static int s_key(struct qiao_responder **r, const char *v, const char *field)
-{
-	if (!v || !v[0]) {
-		dept_error(r, E_BAD, field, "%s is required", field);
-		return -1;
-	}
-	size_t n = strlen(v);
-	if (n > 64) {
-		dept_error(r, E_BAD, field, "%s: at most 64 bytes", field);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)v[i]) && !strchr("._:-", v[i])) {
-			dept_error(r, E_BAD, field, "%s: only [A-Za-z0-9._:-] allowed", field);
-			return -1;
-		}
-	return 0;
-}
 
 static int s_positive(struct qiao_responder **r, long long v, const char *field)
 {
@@ -332,94 +204,6 @@ static int s_positive(struct qiao_responder **r, long long v, const char *field)
 		return -1;
 	}
 	return 0;
-}
-
-/* A Party: name and a valid 居民身份证号码 or USCC.  `field` is its path,
- * e.g. "seller" or "borrowers[1]". */
-static int s_party(struct qiao_responder **r, const Qiao__V1__Party *p, const char *field)
-{
-	char f[96];
-	if (!p) {
-		dept_error(r, E_BAD, field, "%s is required", field);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.name", field);
-	if (s_text(r, p->name, f, 100, 0) != 0)
-		return -1;
-	snprintf(f, sizeof f, "%s.id.type", field);
-	if (!p->id ||
-	    (p->id->type != QIAO__V1__SUBJECT_TYPE__RESIDENT_ID && p->id->type != QIAO__V1__SUBJECT_TYPE__USCC)) {
-		dept_error(r, E_BAD, f, "%s must be RESIDENT_ID or USCC", f);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.id.id", field);
-	return dept_check_id(r, p->id->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID ? QIAO_ID_RESIDENT : QIAO_ID_USCC,
-			     p->id->id, f, 0);
-}
-
-static const char *s_party_type(const Qiao__V1__Party *p)
-{
-	return p->id->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID ? "RESIDENT_ID" : "USCC";
-}
-
-/* A BankAccount: name, 8..40 digits, bank name, optional 12-digit CNAPS code. */
-static int s_account(struct qiao_responder **r, const Qiao__V1__BankAccount *a, const char *field)
-{
-	char f[96];
-	if (!a) {
-		dept_error(r, E_BAD, field, "%s is required", field);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.account_name", field);
-	if (s_text(r, a->account_name, f, 100, 0) != 0)
-		return -1;
-	snprintf(f, sizeof f, "%s.account_no", field);
-	size_t n = a->account_no ? strlen(a->account_no) : 0;
-	int digits = n >= 8 && n <= 40;
-	for (size_t i = 0; digits && i < n; i++)
-		digits = isdigit((unsigned char)a->account_no[i]) != 0;
-	if (!digits) {
-		dept_error(r, E_BAD, f, "%s: 8 to 40 digits", f);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.bank_name", field);
-	if (s_text(r, a->bank_name, f, 100, 0) != 0)
-		return -1;
-	snprintf(f, sizeof f, "%s.bank_code", field);
-	n = a->bank_code ? strlen(a->bank_code) : 0;
-	digits = n == 0 || n == 12;
-	for (size_t i = 0; digits && i < n; i++)
-		digits = isdigit((unsigned char)a->bank_code[i]) != 0;
-	if (!digits) {
-		dept_error(r, E_BAD, f, "%s: the CNAPS code has 12 digits", f);
-		return -1;
-	}
-	return 0;
-}
-
-static int s_reason(struct qiao_responder **r, int reason, const char *note, const char *field)
-{
-	if (reason < QIAO__V1__UNWIND_REASON__UNWIND_REASON_LOAN_DECLINED ||
-	    reason > QIAO__V1__UNWIND_REASON__UNWIND_REASON_OTHER) {
-		dept_error(r, E_BAD, field, "%s: a valid UnwindReason is required", field);
-		return -1;
-	}
-	return s_text(r, note, "reason_note", 500, reason != QIAO__V1__UNWIND_REASON__UNWIND_REASON_OTHER);
-}
-
-/* The normalised form of a certificate / proof number already validated. */
-static void s_norm(enum qiao_id_kind kind, const char *in, char *out, size_t n)
-{
-	char why[8];
-	int rc = kind == QIAO_ID_CERT ? qiao_id_check_cert(in, out, n, why, sizeof why)
-				      : qiao_id_check_proof(in, out, n, why, sizeof why);
-	if (rc != 0)
-		s_copy(out, n, in);
-}
-
-static const char *s_case(const struct qiao_request *req)
-{
-	return req->hdr->case_id ? req->hdr->case_id : "";
 }
 
 /* ---- payoff-quote.v1 ---------------------------------------------------- */
@@ -433,21 +217,21 @@ struct quote_row {
 
 static int s_quote_load(sqlite3 *db, const char *quote_no, struct quote_row *q)
 {
-	sqlite3_stmt *st =
-		s_prep(db, "SELECT q.quote_no, q.contract_no, q.cert_no, l.mortgage_proof_no, "
-			   "q.principal_fen, q.interest_fen, q.fees_fen, q.payoff_amount_fen, q.valid_until_ms, "
-			   "q.consent_status, q.consent_no, q.consent_date, q.consent_conditions, q.decline_reason "
-			   "FROM payoff_quote q JOIN loan_contract l ON l.contract_no = q.contract_no "
-			   "WHERE q.quote_no = ?1");
+	sqlite3_stmt *st = dept_prep(
+		db, "SELECT q.quote_no, q.contract_no, q.cert_no, l.mortgage_proof_no, "
+		    "q.principal_fen, q.interest_fen, q.fees_fen, q.payoff_amount_fen, q.valid_until_ms, "
+		    "q.consent_status, q.consent_no, q.consent_date, q.consent_conditions, q.decline_reason "
+		    "FROM payoff_quote q JOIN loan_contract l ON l.contract_no = q.contract_no "
+		    "WHERE q.quote_no = ?1");
 	if (!st)
 		return -1;
-	s_bt(st, 1, quote_no);
+	dept_bind_text(st, 1, quote_no);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		s_copy(q->quote_no, sizeof q->quote_no, dept_col_text(st, 0));
-		s_copy(q->contract_no, sizeof q->contract_no, dept_col_text(st, 1));
-		s_copy(q->cert_no, sizeof q->cert_no, dept_col_text(st, 2));
-		s_copy(q->proof_no, sizeof q->proof_no, dept_col_text(st, 3));
+		dept_copy(q->quote_no, sizeof q->quote_no, dept_col_text(st, 0));
+		dept_copy(q->contract_no, sizeof q->contract_no, dept_col_text(st, 1));
+		dept_copy(q->cert_no, sizeof q->cert_no, dept_col_text(st, 2));
+		dept_copy(q->proof_no, sizeof q->proof_no, dept_col_text(st, 3));
 		q->principal = sqlite3_column_int64(st, 4);
 		q->interest = sqlite3_column_int64(st, 5);
 		q->fees = sqlite3_column_int64(st, 6);
@@ -456,10 +240,10 @@ static int s_quote_load(sqlite3 *db, const char *quote_no, struct quote_row *q)
 		/* a withdrawn consent was given: the quote shows the letter it was */
 		const char *cs = dept_col_text(st, 9);
 		q->consent_given = strcmp(cs, "GIVEN") == 0 || strcmp(cs, "WITHDRAWN") == 0;
-		s_copy(q->consent_no, sizeof q->consent_no, dept_col_text(st, 10));
-		s_copy(q->consent_date, sizeof q->consent_date, dept_col_text(st, 11));
-		s_copy(q->consent_conditions, sizeof q->consent_conditions, dept_col_text(st, 12));
-		s_copy(q->decline_reason, sizeof q->decline_reason, dept_col_text(st, 13));
+		dept_copy(q->consent_no, sizeof q->consent_no, dept_col_text(st, 10));
+		dept_copy(q->consent_date, sizeof q->consent_date, dept_col_text(st, 11));
+		dept_copy(q->consent_conditions, sizeof q->consent_conditions, dept_col_text(st, 12));
+		dept_copy(q->decline_reason, sizeof q->decline_reason, dept_col_text(st, 13));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -467,123 +251,125 @@ static int s_quote_load(sqlite3 *db, const char *quote_no, struct quote_row *q)
 
 static int s_quote_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 		      const Qiao__V1__PayoffQuoteRequest *m, const char *cert, long planned, struct quote_row *q,
-		      struct fail *f)
+		      struct dept_fail *f)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT borrower_id_no, collateral_cert_no, mortgage_proof_no, outstanding_fen, "
-				      "annual_rate_ppm, repay_day, start_date, maturity_date, status, overdue_days, "
-				      "classification FROM loan_contract WHERE contract_no = ?1");
+	sqlite3_stmt *st = dept_prep(db,
+				     "SELECT borrower_id_no, collateral_cert_no, mortgage_proof_no, outstanding_fen, "
+				     "annual_rate_ppm, repay_day, start_date, maturity_date, status, overdue_days, "
+				     "classification FROM loan_contract WHERE contract_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "loan_contract");
-	s_bt(st, 1, m->loan_contract_no);
+		return dept_dberr(f, d, db, "loan_contract");
+	dept_bind_text(st, 1, m->loan_contract_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "loan_contract_no", "no loan contract %.64s at %s", m->loan_contract_no,
-			      s_c.name);
+		return dept_fail(f, E_NOTFOUND, "loan_contract_no", "no loan contract %.64s at %s", m->loan_contract_no,
+				 s_c.name);
 	}
 	char borrower[32], lcert[128], proof[128], start[11], status[16], cls[16];
-	s_copy(borrower, sizeof borrower, dept_col_text(st, 0));
-	s_copy(lcert, sizeof lcert, dept_col_text(st, 1));
-	s_copy(proof, sizeof proof, dept_col_text(st, 2));
+	dept_copy(borrower, sizeof borrower, dept_col_text(st, 0));
+	dept_copy(lcert, sizeof lcert, dept_col_text(st, 1));
+	dept_copy(proof, sizeof proof, dept_col_text(st, 2));
 	long long outstanding = sqlite3_column_int64(st, 3);
 	long long rate = sqlite3_column_int64(st, 4);
 	int repay_day = sqlite3_column_int(st, 5);
-	s_copy(start, sizeof start, dept_col_text(st, 6));
-	s_copy(status, sizeof status, dept_col_text(st, 8));
+	dept_copy(start, sizeof start, dept_col_text(st, 6));
+	dept_copy(status, sizeof status, dept_col_text(st, 8));
 	long long overdue = sqlite3_column_int64(st, 9);
-	s_copy(cls, sizeof cls, dept_col_text(st, 10));
+	dept_copy(cls, sizeof cls, dept_col_text(st, 10));
 	sqlite3_finalize(st);
 
 	if (strcmp(borrower, m->seller->id->id) != 0)
-		return s_fail(f, E_REJECTED, "seller.id.id", "the seller is not the borrower of loan contract %.64s",
-			      m->loan_contract_no);
+		return dept_fail(f, E_REJECTED, "seller.id.id", "the seller is not the borrower of loan contract %.64s",
+				 m->loan_contract_no);
 	if (strcmp(lcert, cert) != 0)
-		return s_fail(f, E_REJECTED, "cert_no",
-			      "不动产权证书号 %.100s is not the collateral of loan contract %.64s", m->cert_no,
-			      m->loan_contract_no);
+		return dept_fail(f, E_REJECTED, "cert_no",
+				 "不动产权证书号 %.100s is not the collateral of loan contract %.64s", m->cert_no,
+				 m->loan_contract_no);
 	if (strcmp(status, "ACTIVE") != 0)
-		return s_fail(f, E_REJECTED, "loan_contract_no", "loan contract %.64s is already settled (已结清)",
-			      m->loan_contract_no);
+		return dept_fail(f, E_REJECTED, "loan_contract_no", "loan contract %.64s is already settled (已结清)",
+				 m->loan_contract_no);
 
 	long today = s_today();
 	long valid_to = today + (long)s_c.quote_valid_days - 1;
 	if (planned < today)
-		return s_fail(f, E_BAD, "planned_payoff_date", "planned_payoff_date %s is in the past",
-			      m->planned_payoff_date);
+		return dept_fail(f, E_BAD, "planned_payoff_date", "planned_payoff_date %s is in the past",
+				 m->planned_payoff_date);
 	if (planned > valid_to) {
 		char vt[11];
 		s_fmt_date(valid_to, vt);
-		return s_fail(f, E_REJECTED, "planned_payoff_date",
-			      "planned_payoff_date %s is after the last day a quote of %s can be valid (%s, %lld days)",
-			      m->planned_payoff_date, s_c.name, vt, s_c.quote_valid_days);
+		return dept_fail(
+			f, E_REJECTED, "planned_payoff_date",
+			"planned_payoff_date %s is after the last day a quote of %s can be valid (%s, %lld days)",
+			m->planned_payoff_date, s_c.name, vt, s_c.quote_valid_days);
 	}
 	char planned_s[11];
 	s_fmt_date(planned, planned_s);
 	const char *prev = m->previous_quote_no ? m->previous_quote_no : "";
 
 	/* A repeat of a request whose quote is still valid answers that quote. */
-	st = s_prep(db, "SELECT quote_no FROM payoff_quote WHERE contract_no = ?1 AND planned_payoff_date = ?2 "
-			"AND consent_requested = ?3 AND IFNULL(previous_quote_no, '') = ?4 AND seller_id_no = ?5 "
-			"AND status = 'VALID' AND consent_status <> 'WITHDRAWN' AND valid_until_ms > ?6 "
-			"ORDER BY created_ms DESC LIMIT 1");
+	st = dept_prep(db, "SELECT quote_no FROM payoff_quote WHERE contract_no = ?1 AND planned_payoff_date = ?2 "
+			   "AND consent_requested = ?3 AND IFNULL(previous_quote_no, '') = ?4 AND seller_id_no = ?5 "
+			   "AND status = 'VALID' AND consent_status <> 'WITHDRAWN' AND valid_until_ms > ?6 "
+			   "ORDER BY created_ms DESC LIMIT 1");
 	if (!st)
-		return s_dberr(f, d, db, "payoff_quote");
-	s_bt(st, 1, m->loan_contract_no);
-	s_bt(st, 2, planned_s);
-	s_bi(st, 3, m->request_consent ? 1 : 0);
+		return dept_dberr(f, d, db, "payoff_quote");
+	dept_bind_text(st, 1, m->loan_contract_no);
+	dept_bind_text(st, 2, planned_s);
+	dept_bind_int(st, 3, m->request_consent ? 1 : 0);
 	sqlite3_bind_text(st, 4, prev, -1, SQLITE_TRANSIENT);
-	s_bt(st, 5, m->seller->id->id);
-	s_bi(st, 6, qiao_now_ms());
+	dept_bind_text(st, 5, m->seller->id->id);
+	dept_bind_int(st, 6, qiao_now_ms());
 	int rc = sqlite3_step(st);
 	char existing[72] = "";
 	if (rc == SQLITE_ROW)
-		s_copy(existing, sizeof existing, dept_col_text(st, 0));
+		dept_copy(existing, sizeof existing, dept_col_text(st, 0));
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return s_dberr(f, d, db, "payoff_quote");
+		return dept_dberr(f, d, db, "payoff_quote");
 	if (existing[0])
-		return s_quote_load(db, existing, q) == 1 ? 0 : s_dberr(f, d, db, "payoff_quote");
+		return s_quote_load(db, existing, q) == 1 ? 0 : dept_dberr(f, d, db, "payoff_quote");
 
 	if (prev[0]) {
-		st = s_prep(db, "SELECT status FROM payoff_quote WHERE quote_no = ?1 AND contract_no = ?2");
+		st = dept_prep(db, "SELECT status FROM payoff_quote WHERE quote_no = ?1 AND contract_no = ?2");
 		if (!st)
-			return s_dberr(f, d, db, "payoff_quote");
-		s_bt(st, 1, prev);
-		s_bt(st, 2, m->loan_contract_no);
+			return dept_dberr(f, d, db, "payoff_quote");
+		dept_bind_text(st, 1, prev);
+		dept_bind_text(st, 2, m->loan_contract_no);
 		rc = sqlite3_step(st);
 		char pst[16] = "";
 		if (rc == SQLITE_ROW)
-			s_copy(pst, sizeof pst, dept_col_text(st, 0));
+			dept_copy(pst, sizeof pst, dept_col_text(st, 0));
 		sqlite3_finalize(st);
 		if (rc != SQLITE_ROW)
-			return s_fail(f, E_NOTFOUND, "previous_quote_no", "no quote %.64s for loan contract %.64s",
-				      prev, m->loan_contract_no);
+			return dept_fail(f, E_NOTFOUND, "previous_quote_no", "no quote %.64s for loan contract %.64s",
+					 prev, m->loan_contract_no);
 		if (strcmp(pst, "SETTLED") == 0)
-			return s_fail(f, E_REJECTED, "previous_quote_no", "quote %.64s was settled", prev);
+			return dept_fail(f, E_REJECTED, "previous_quote_no", "quote %.64s was settled", prev);
 	}
 
 	/* The amount: principal + interest from the last 还款日 (not before the
 	 * loan's start) to the planned payoff date + the early-repayment fee. */
 	long start_d = 0, from;
 	if (s_parse_date(start, &start_d) != 0)
-		return s_fail(f, E_INTERNAL, NULL, "loan contract %.64s has a bad start_date", m->loan_contract_no);
+		return dept_fail(f, E_INTERNAL, NULL, "loan contract %.64s has a bad start_date", m->loan_contract_no);
 	from = s_last_repay_day(today, repay_day);
 	if (from < start_d)
 		from = start_d;
 	char from_s[11];
 	s_fmt_date(from, from_s);
 	long long interest = s_interest(outstanding, rate, planned - from);
-	long long fees = s_ppm(outstanding, s_c.prepay_fee_ppm);
+	long long fees = dept_ppm(outstanding, s_c.prepay_fee_ppm);
 	long long payoff = outstanding + interest + fees;
 	if (payoff <= 0)
-		return s_fail(f, E_REJECTED, "loan_contract_no", "nothing is owed on loan contract %.64s",
-			      m->loan_contract_no);
+		return dept_fail(f, E_REJECTED, "loan_contract_no", "nothing is owed on loan contract %.64s",
+				 m->loan_contract_no);
 	int64_t valid_until = s_end_of_day_ms(valid_to);
 	int64_t now = qiao_now_ms();
 
 	char quote_no[72], consent_no[72] = "", consent_date[11] = "", decline[520] = "";
 	const char *consent_status = "NONE";
 	if (s_next_no(db, "JQBJ", quote_no, sizeof quote_no) != 0)
-		return s_dberr(f, d, db, "doc_sequence");
+		return dept_dberr(f, d, db, "doc_sequence");
 	if (m->request_consent) {
 		if (overdue > s_c.consent_max_overdue_days || strcmp(cls, "正常") != 0) {
 			consent_status = "DECLINED";
@@ -593,53 +379,53 @@ static int s_quote_tx(struct dept *d, sqlite3 *db, const struct qiao_request *re
 		} else {
 			consent_status = "GIVEN";
 			if (s_next_no(db, "TYDY", consent_no, sizeof consent_no) != 0)
-				return s_dberr(f, d, db, "doc_sequence");
+				return dept_dberr(f, d, db, "doc_sequence");
 			dept_date(consent_date, 0);
 		}
 	}
-	st = s_prep(db,
-		    "INSERT INTO payoff_quote (quote_no, contract_no, seller_id_no, seller_name, cert_no, "
+	st = dept_prep(
+		db, "INSERT INTO payoff_quote (quote_no, contract_no, seller_id_no, seller_name, cert_no, "
 		    "planned_payoff_date, interest_from_date, principal_fen, interest_fen, fees_fen, "
 		    "payoff_amount_fen, valid_until_ms, consent_requested, consent_status, consent_no, consent_date, "
 		    "consent_conditions, decline_reason, previous_quote_no, status, requester, case_id, created_ms) "
 		    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
 		    "'VALID', ?20, ?21, ?22)");
 	if (!st)
-		return s_dberr(f, d, db, "payoff_quote");
-	s_bt(st, 1, quote_no);
-	s_bt(st, 2, m->loan_contract_no);
-	s_bt(st, 3, m->seller->id->id);
-	s_bt(st, 4, m->seller->name);
-	s_bt(st, 5, cert);
-	s_bt(st, 6, planned_s);
-	s_bt(st, 7, from_s);
-	s_bi(st, 8, outstanding);
-	s_bi(st, 9, interest);
-	s_bi(st, 10, fees);
-	s_bi(st, 11, payoff);
-	s_bi(st, 12, valid_until);
-	s_bi(st, 13, m->request_consent ? 1 : 0);
-	s_bt(st, 14, consent_status);
-	s_bt(st, 15, consent_no);
-	s_bt(st, 16, consent_date);
-	s_bt(st, 17, strcmp(consent_status, "GIVEN") == 0 ? s_c.consent_conditions : "");
-	s_bt(st, 18, decline);
-	s_bt(st, 19, prev);
-	s_bt(st, 20, req->requester);
-	s_bt(st, 21, s_case(req));
-	s_bi(st, 22, now);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "payoff_quote insert");
+		return dept_dberr(f, d, db, "payoff_quote");
+	dept_bind_text(st, 1, quote_no);
+	dept_bind_text(st, 2, m->loan_contract_no);
+	dept_bind_text(st, 3, m->seller->id->id);
+	dept_bind_text(st, 4, m->seller->name);
+	dept_bind_text(st, 5, cert);
+	dept_bind_text(st, 6, planned_s);
+	dept_bind_text(st, 7, from_s);
+	dept_bind_int(st, 8, outstanding);
+	dept_bind_int(st, 9, interest);
+	dept_bind_int(st, 10, fees);
+	dept_bind_int(st, 11, payoff);
+	dept_bind_int(st, 12, valid_until);
+	dept_bind_int(st, 13, m->request_consent ? 1 : 0);
+	dept_bind_text(st, 14, consent_status);
+	dept_bind_text(st, 15, consent_no);
+	dept_bind_text(st, 16, consent_date);
+	dept_bind_text(st, 17, strcmp(consent_status, "GIVEN") == 0 ? s_c.consent_conditions : "");
+	dept_bind_text(st, 18, decline);
+	dept_bind_text(st, 19, prev);
+	dept_bind_text(st, 20, req->requester);
+	dept_bind_text(st, 21, dept_case_id(req));
+	dept_bind_int(st, 22, now);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "payoff_quote insert");
 	if (prev[0]) {
-		st = s_prep(db,
-			    "UPDATE payoff_quote SET status = 'SUPERSEDED' WHERE quote_no = ?1 AND status = 'VALID'");
+		st = dept_prep(
+			db, "UPDATE payoff_quote SET status = 'SUPERSEDED' WHERE quote_no = ?1 AND status = 'VALID'");
 		if (!st)
-			return s_dberr(f, d, db, "payoff_quote");
-		s_bt(st, 1, prev);
-		if (s_run(st) != 0)
-			return s_dberr(f, d, db, "payoff_quote supersede");
+			return dept_dberr(f, d, db, "payoff_quote");
+		dept_bind_text(st, 1, prev);
+		if (dept_run(st) != 0)
+			return dept_dberr(f, d, db, "payoff_quote supersede");
 	}
-	return s_quote_load(db, quote_no, q) == 1 ? 0 : s_dberr(f, d, db, "payoff_quote");
+	return s_quote_load(db, quote_no, q) == 1 ? 0 : dept_dberr(f, d, db, "payoff_quote");
 }
 
 static void on_payoff_quote(struct dept *d, const struct qiao_request *req, const ProtobufCMessage *body,
@@ -647,9 +433,10 @@ static void on_payoff_quote(struct dept *d, const struct qiao_request *req, cons
 {
 	const Qiao__V1__PayoffQuoteRequest *m = (const Qiao__V1__PayoffQuoteRequest *)body;
 	long planned;
-	if (s_party(&r, m->seller, "seller") != 0 || dept_check_id(&r, QIAO_ID_CERT, m->cert_no, "cert_no", 0) != 0 ||
-	    s_text(&r, m->loan_contract_no, "loan_contract_no", 64, 0) != 0 ||
-	    s_text(&r, m->previous_quote_no, "previous_quote_no", 64, 1) != 0)
+	if (dept_check_party(&r, m->seller, "seller", 0) != 0 ||
+	    dept_check_id(&r, QIAO_ID_CERT, m->cert_no, "cert_no", 0) != 0 ||
+	    dept_check_printable(&r, m->loan_contract_no, "loan_contract_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->previous_quote_no, "previous_quote_no", 64, 1) != 0)
 		return;
 	if (!m->planned_payoff_date || !m->planned_payoff_date[0] ||
 	    s_parse_date(m->planned_payoff_date, &planned) != 0) {
@@ -657,19 +444,19 @@ static void on_payoff_quote(struct dept *d, const struct qiao_request *req, cons
 		return;
 	}
 	char cert[128];
-	s_norm(QIAO_ID_CERT, m->cert_no, cert, sizeof cert);
+	dept_norm_id(QIAO_ID_CERT, m->cert_no, cert, sizeof cert);
 	struct quote_row q;
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc == 0)
 		rc = s_quote_tx(d, db, req, m, cert, planned, &q, &f);
 	else
-		s_dberr(&f, d, db, "begin");
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+		dept_dberr(&f, d, db, "begin");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);
@@ -709,21 +496,22 @@ struct confirm_row {
 
 static int s_receipt_load(sqlite3 *db, const char *payment_no, char hash[65], struct confirm_row *c)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT p.settled, p.settlement_no, p.settled_ms, p.received_total_fen, "
-				      "p.shortfall_fen, l.mortgage_proof_no, p.request_hash FROM payoff_receipt p "
-				      "JOIN loan_contract l ON l.contract_no = p.contract_no WHERE p.payment_no = ?1");
+	sqlite3_stmt *st = dept_prep(db,
+				     "SELECT p.settled, p.settlement_no, p.settled_ms, p.received_total_fen, "
+				     "p.shortfall_fen, l.mortgage_proof_no, p.request_hash FROM payoff_receipt p "
+				     "JOIN loan_contract l ON l.contract_no = p.contract_no WHERE p.payment_no = ?1");
 	if (!st)
 		return -1;
-	s_bt(st, 1, payment_no);
+	dept_bind_text(st, 1, payment_no);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		c->settled = sqlite3_column_int(st, 0);
-		s_copy(c->settlement_no, sizeof c->settlement_no, dept_col_text(st, 1));
+		dept_copy(c->settlement_no, sizeof c->settlement_no, dept_col_text(st, 1));
 		c->settled_ms = sqlite3_column_int64(st, 2);
 		c->received = sqlite3_column_int64(st, 3);
 		c->shortfall = sqlite3_column_int64(st, 4);
-		s_copy(c->proof_no, sizeof c->proof_no, dept_col_text(st, 5));
-		s_copy(hash, 65, dept_col_text(st, 6));
+		dept_copy(c->proof_no, sizeof c->proof_no, dept_col_text(st, 5));
+		dept_copy(hash, 65, dept_col_text(st, 6));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -731,69 +519,71 @@ static int s_receipt_load(sqlite3 *db, const char *payment_no, char hash[65], st
 
 static int s_confirm_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 			const Qiao__V1__PayoffConfirmationRequest *m, const char *hash, struct confirm_row *c,
-			struct fail *f)
+			struct dept_fail *f)
 {
 	char old_hash[65] = "";
 	int rc = s_receipt_load(db, m->payment_no, old_hash, c);
 	if (rc < 0)
-		return s_dberr(f, d, db, "payoff_receipt");
+		return dept_dberr(f, d, db, "payoff_receipt");
 	if (rc == 1) {
 		if (strcmp(old_hash, hash) != 0)
-			return s_fail(f, E_REJECTED, "payment_no",
-				      "payment_no %.64s was already confirmed for a different payment", m->payment_no);
+			return dept_fail(f, E_REJECTED, "payment_no",
+					 "payment_no %.64s was already confirmed for a different payment",
+					 m->payment_no);
 		return 0;
 	}
-	sqlite3_stmt *st = s_prep(db, "SELECT q.contract_no, q.consent_no, q.consent_status, q.status, "
-				      "q.planned_payoff_date, q.principal_fen, q.interest_fen, q.fees_fen, "
-				      "q.payoff_amount_fen, q.interest_from_date, l.annual_rate_ppm, l.status "
-				      "FROM payoff_quote q JOIN loan_contract l ON l.contract_no = q.contract_no "
-				      "WHERE q.quote_no = ?1");
+	sqlite3_stmt *st = dept_prep(db, "SELECT q.contract_no, q.consent_no, q.consent_status, q.status, "
+					 "q.planned_payoff_date, q.principal_fen, q.interest_fen, q.fees_fen, "
+					 "q.payoff_amount_fen, q.interest_from_date, l.annual_rate_ppm, l.status "
+					 "FROM payoff_quote q JOIN loan_contract l ON l.contract_no = q.contract_no "
+					 "WHERE q.quote_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "payoff_quote");
-	s_bt(st, 1, m->quote_no);
+		return dept_dberr(f, d, db, "payoff_quote");
+	dept_bind_text(st, 1, m->quote_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "quote_no", "no payoff quote %.64s at %s", m->quote_no, s_c.name);
+		return dept_fail(f, E_NOTFOUND, "quote_no", "no payoff quote %.64s at %s", m->quote_no, s_c.name);
 	}
 	char contract[72], consent[72], cstatus[16], qstatus[16], planned_s[11], from_s[11], lstatus[16];
-	s_copy(contract, sizeof contract, dept_col_text(st, 0));
-	s_copy(consent, sizeof consent, dept_col_text(st, 1));
-	s_copy(cstatus, sizeof cstatus, dept_col_text(st, 2));
-	s_copy(qstatus, sizeof qstatus, dept_col_text(st, 3));
-	s_copy(planned_s, sizeof planned_s, dept_col_text(st, 4));
+	dept_copy(contract, sizeof contract, dept_col_text(st, 0));
+	dept_copy(consent, sizeof consent, dept_col_text(st, 1));
+	dept_copy(cstatus, sizeof cstatus, dept_col_text(st, 2));
+	dept_copy(qstatus, sizeof qstatus, dept_col_text(st, 3));
+	dept_copy(planned_s, sizeof planned_s, dept_col_text(st, 4));
 	long long principal = sqlite3_column_int64(st, 5);
 	long long fees = sqlite3_column_int64(st, 7);
 	long long owed = sqlite3_column_int64(st, 8);
-	s_copy(from_s, sizeof from_s, dept_col_text(st, 9));
+	dept_copy(from_s, sizeof from_s, dept_col_text(st, 9));
 	long long rate = sqlite3_column_int64(st, 10);
-	s_copy(lstatus, sizeof lstatus, dept_col_text(st, 11));
+	dept_copy(lstatus, sizeof lstatus, dept_col_text(st, 11));
 	sqlite3_finalize(st);
 
 	if (strcmp(contract, m->loan_contract_no) != 0)
-		return s_fail(f, E_REJECTED, "loan_contract_no", "quote %.64s is for loan contract %s, not %.64s",
-			      m->quote_no, contract, m->loan_contract_no);
+		return dept_fail(f, E_REJECTED, "loan_contract_no", "quote %.64s is for loan contract %s, not %.64s",
+				 m->quote_no, contract, m->loan_contract_no);
 	if (strcmp(consent, m->consent_no) != 0)
-		return s_fail(f, E_REJECTED, "consent_no", "quote %.64s carries no 同意带押函 %.64s", m->quote_no,
-			      m->consent_no);
+		return dept_fail(f, E_REJECTED, "consent_no", "quote %.64s carries no 同意带押函 %.64s", m->quote_no,
+				 m->consent_no);
 	if (strcmp(cstatus, "WITHDRAWN") == 0)
-		return s_fail(f, E_REJECTED, "consent_no", "同意带押函 %.64s was withdrawn", m->consent_no);
+		return dept_fail(f, E_REJECTED, "consent_no", "同意带押函 %.64s was withdrawn", m->consent_no);
 	if (strcmp(lstatus, "ACTIVE") != 0)
-		return s_fail(f, E_REJECTED, "loan_contract_no", "loan contract %.64s is already settled (已结清)",
-			      contract);
+		return dept_fail(f, E_REJECTED, "loan_contract_no", "loan contract %.64s is already settled (已结清)",
+				 contract);
 	if (strcmp(qstatus, "SUPERSEDED") == 0)
-		return s_fail(f, E_REJECTED, "quote_no", "quote %.64s was superseded by a renewed quote", m->quote_no);
+		return dept_fail(f, E_REJECTED, "quote_no", "quote %.64s was superseded by a renewed quote",
+				 m->quote_no);
 
 	/* Paid after the planned date: interest ran on to the day of payment. */
 	long planned = 0, from = 0, paid_day = s_day_of_ms(m->paid_ms);
 	if (s_parse_date(planned_s, &planned) != 0 || s_parse_date(from_s, &from) != 0)
-		return s_fail(f, E_INTERNAL, NULL, "quote %.64s has bad dates", m->quote_no);
+		return dept_fail(f, E_INTERNAL, NULL, "quote %.64s has bad dates", m->quote_no);
 	if (paid_day > planned)
 		owed = principal + s_interest(principal, rate, paid_day - from) + fees;
 
-	st = s_prep(db, "SELECT IFNULL(SUM(amount_paid_fen), 0) FROM payoff_receipt WHERE quote_no = ?1");
+	st = dept_prep(db, "SELECT IFNULL(SUM(amount_paid_fen), 0) FROM payoff_receipt WHERE quote_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "payoff_receipt");
-	s_bt(st, 1, m->quote_no);
+		return dept_dberr(f, d, db, "payoff_receipt");
+	dept_bind_text(st, 1, m->quote_no);
 	long long before = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	long long total = before + m->amount_paid_fen;
@@ -801,78 +591,81 @@ static int s_confirm_tx(struct dept *d, sqlite3 *db, const struct qiao_request *
 	char settlement_no[72] = "";
 	int64_t now = qiao_now_ms();
 	if (settled && s_next_no(db, "JQZM", settlement_no, sizeof settlement_no) != 0)
-		return s_dberr(f, d, db, "doc_sequence");
-	st = s_prep(db,
-		    "INSERT INTO payoff_receipt (payment_no, quote_no, contract_no, amount_paid_fen, paid_ms, "
-		    "owed_fen, received_total_fen, shortfall_fen, settled, settlement_no, settled_ms, request_hash, "
-		    "requester, case_id, recorded_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-		    "?13, ?14, ?15)");
+		return dept_dberr(f, d, db, "doc_sequence");
+	st = dept_prep(db,
+		       "INSERT INTO payoff_receipt (payment_no, quote_no, contract_no, amount_paid_fen, paid_ms, "
+		       "owed_fen, received_total_fen, shortfall_fen, settled, settlement_no, settled_ms, request_hash, "
+		       "requester, case_id, recorded_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+		       "?13, ?14, ?15)");
 	if (!st)
-		return s_dberr(f, d, db, "payoff_receipt");
-	s_bt(st, 1, m->payment_no);
-	s_bt(st, 2, m->quote_no);
-	s_bt(st, 3, contract);
-	s_bi(st, 4, m->amount_paid_fen);
-	s_bi(st, 5, m->paid_ms);
-	s_bi(st, 6, owed);
-	s_bi(st, 7, total);
-	s_bi(st, 8, settled ? 0 : owed - total);
-	s_bi(st, 9, settled);
-	s_bt(st, 10, settlement_no);
+		return dept_dberr(f, d, db, "payoff_receipt");
+	dept_bind_text(st, 1, m->payment_no);
+	dept_bind_text(st, 2, m->quote_no);
+	dept_bind_text(st, 3, contract);
+	dept_bind_int(st, 4, m->amount_paid_fen);
+	dept_bind_int(st, 5, m->paid_ms);
+	dept_bind_int(st, 6, owed);
+	dept_bind_int(st, 7, total);
+	dept_bind_int(st, 8, settled ? 0 : owed - total);
+	dept_bind_int(st, 9, settled);
+	dept_bind_text(st, 10, settlement_no);
 	if (settled)
-		s_bi(st, 11, now);
-	s_bt(st, 12, hash);
-	s_bt(st, 13, req->requester);
-	s_bt(st, 14, s_case(req));
-	s_bi(st, 15, now);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "payoff_receipt insert");
+		dept_bind_int(st, 11, now);
+	dept_bind_text(st, 12, hash);
+	dept_bind_text(st, 13, req->requester);
+	dept_bind_text(st, 14, dept_case_id(req));
+	dept_bind_int(st, 15, now);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "payoff_receipt insert");
 	if (settled) {
-		st = s_prep(db, "UPDATE loan_contract SET status = 'SETTLED', outstanding_fen = 0, settlement_no = ?2, "
-				"settled_ms = ?3 WHERE contract_no = ?1");
+		st = dept_prep(db,
+			       "UPDATE loan_contract SET status = 'SETTLED', outstanding_fen = 0, settlement_no = ?2, "
+			       "settled_ms = ?3 WHERE contract_no = ?1");
 		if (!st)
-			return s_dberr(f, d, db, "loan_contract");
-		s_bt(st, 1, contract);
-		s_bt(st, 2, settlement_no);
-		s_bi(st, 3, now);
-		if (s_run(st) != 0)
-			return s_dberr(f, d, db, "loan_contract settle");
-		st = s_prep(db, "UPDATE payoff_quote SET status = 'SETTLED' WHERE quote_no = ?1");
+			return dept_dberr(f, d, db, "loan_contract");
+		dept_bind_text(st, 1, contract);
+		dept_bind_text(st, 2, settlement_no);
+		dept_bind_int(st, 3, now);
+		if (dept_run(st) != 0)
+			return dept_dberr(f, d, db, "loan_contract settle");
+		st = dept_prep(db, "UPDATE payoff_quote SET status = 'SETTLED' WHERE quote_no = ?1");
 		if (!st)
-			return s_dberr(f, d, db, "payoff_quote");
-		s_bt(st, 1, m->quote_no);
-		if (s_run(st) != 0)
-			return s_dberr(f, d, db, "payoff_quote settle");
+			return dept_dberr(f, d, db, "payoff_quote");
+		dept_bind_text(st, 1, m->quote_no);
+		if (dept_run(st) != 0)
+			return dept_dberr(f, d, db, "payoff_quote settle");
 	}
-	return s_receipt_load(db, m->payment_no, old_hash, c) == 1 ? 0 : s_dberr(f, d, db, "payoff_receipt");
+	return s_receipt_load(db, m->payment_no, old_hash, c) == 1 ? 0 : dept_dberr(f, d, db, "payoff_receipt");
 }
 
 static void on_payoff_confirmation(struct dept *d, const struct qiao_request *req, const ProtobufCMessage *body,
 				   struct qiao_responder *r)
 {
 	const Qiao__V1__PayoffConfirmationRequest *m = (const Qiao__V1__PayoffConfirmationRequest *)body;
-	if (s_text(&r, m->quote_no, "quote_no", 64, 0) != 0 || s_text(&r, m->consent_no, "consent_no", 64, 0) != 0 ||
-	    s_text(&r, m->loan_contract_no, "loan_contract_no", 64, 0) != 0 ||
-	    s_positive(&r, m->amount_paid_fen, "amount_paid_fen") != 0 || s_key(&r, m->payment_no, "payment_no") != 0)
+	if (dept_check_printable(&r, m->quote_no, "quote_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->consent_no, "consent_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->loan_contract_no, "loan_contract_no", 64, 0) != 0 ||
+	    s_positive(&r, m->amount_paid_fen, "amount_paid_fen") != 0 ||
+	    dept_check_ref(&r, m->payment_no, "payment_no") != 0)
 		return;
 	if (m->paid_ms <= 0 || m->paid_ms > qiao_now_ms() + 300000) {
 		dept_error(&r, E_BAD, "paid_ms", "paid_ms: the instant of payment is required (not in the future)");
 		return;
 	}
 	char hash[65];
-	s_body_hash(req, hash);
+	dept_body_hash(req, hash);
 	struct confirm_row c;
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc == 0)
 		rc = s_confirm_tx(d, db, req, m, hash, &c, &f);
 	else
-		s_dberr(&f, d, db, "begin");
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+		dept_dberr(&f, d, db, "begin");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);
@@ -895,38 +688,40 @@ static void on_consent_withdrawal(struct dept *d, const struct qiao_request *req
 {
 	(void)req;
 	const Qiao__V1__ConsentWithdrawal *m = (const Qiao__V1__ConsentWithdrawal *)body;
-	if (s_text(&r, m->consent_no, "consent_no", 64, 0) != 0 || s_text(&r, m->quote_no, "quote_no", 64, 0) != 0 ||
+	if (dept_check_printable(&r, m->consent_no, "consent_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->quote_no, "quote_no", 64, 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_PROOF, m->mortgage_proof_no, "mortgage_proof_no", 0) != 0 ||
-	    s_reason(&r, m->reason, m->reason_note, "reason") != 0)
+	    dept_check_unwind_reason(&r, m->reason, m->reason_note, "reason") != 0)
 		return;
 	char proof[128];
-	s_norm(QIAO_ID_PROOF, m->mortgage_proof_no, proof, sizeof proof);
-	struct fail f = {0};
+	dept_norm_id(QIAO_ID_PROOF, m->mortgage_proof_no, proof, sizeof proof);
+	struct dept_fail f = {0};
 	int withdrawn = 0;
 	long long when = 0;
 	char refusal[200] = "";
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc != 0)
-		s_dberr(&f, d, db, "begin");
-	sqlite3_stmt *st =
-		rc == 0 ? s_prep(db, "SELECT q.consent_no, q.consent_status, q.withdrawn_ms, "
-				     "l.mortgage_proof_no, l.status, q.status FROM payoff_quote q JOIN "
-				     "loan_contract l ON l.contract_no = q.contract_no WHERE q.quote_no = ?1")
-			: NULL;
+		dept_dberr(&f, d, db, "begin");
+	sqlite3_stmt *st = rc == 0 ? dept_prep(db,
+					       "SELECT q.consent_no, q.consent_status, q.withdrawn_ms, "
+					       "l.mortgage_proof_no, l.status, q.status FROM payoff_quote q JOIN "
+					       "loan_contract l ON l.contract_no = q.contract_no WHERE q.quote_no = ?1")
+				   : NULL;
 	if (rc == 0 && !st)
-		rc = s_dberr(&f, d, db, "payoff_quote");
+		rc = dept_dberr(&f, d, db, "payoff_quote");
 	if (rc == 0) {
-		s_bt(st, 1, m->quote_no);
+		dept_bind_text(st, 1, m->quote_no);
 		if (sqlite3_step(st) != SQLITE_ROW) {
-			rc = s_fail(&f, E_NOTFOUND, "quote_no", "no payoff quote %.64s at %s", m->quote_no, s_c.name);
+			rc = dept_fail(&f, E_NOTFOUND, "quote_no", "no payoff quote %.64s at %s", m->quote_no,
+				       s_c.name);
 		} else if (strcmp(dept_col_text(st, 0), m->consent_no) != 0) {
-			rc = s_fail(&f, E_NOTFOUND, "consent_no", "quote %.64s carries no 同意带押函 %.64s",
-				    m->quote_no, m->consent_no);
+			rc = dept_fail(&f, E_NOTFOUND, "consent_no", "quote %.64s carries no 同意带押函 %.64s",
+				       m->quote_no, m->consent_no);
 		} else if (strcmp(dept_col_text(st, 3), proof) != 0) {
-			rc = s_fail(&f, E_REJECTED, "mortgage_proof_no",
-				    "同意带押函 %.64s concerns another mortgage than %.100s", m->consent_no,
-				    m->mortgage_proof_no);
+			rc = dept_fail(&f, E_REJECTED, "mortgage_proof_no",
+				       "同意带押函 %.64s concerns another mortgage than %.100s", m->consent_no,
+				       m->mortgage_proof_no);
 		} else if (strcmp(dept_col_text(st, 1), "WITHDRAWN") == 0) {
 			withdrawn = 1;
 			when = sqlite3_column_int64(st, 2);
@@ -940,21 +735,21 @@ static void on_consent_withdrawal(struct dept *d, const struct qiao_request *req
 	}
 	if (rc == 0 && withdrawn == 2) {
 		when = qiao_now_ms();
-		st = s_prep(db, "UPDATE payoff_quote SET consent_status = 'WITHDRAWN', withdrawn_ms = ?2, "
-				"withdraw_reason = ?3, withdraw_note = ?4 WHERE quote_no = ?1");
+		st = dept_prep(db, "UPDATE payoff_quote SET consent_status = 'WITHDRAWN', withdrawn_ms = ?2, "
+				   "withdraw_reason = ?3, withdraw_note = ?4 WHERE quote_no = ?1");
 		if (st) {
-			s_bt(st, 1, m->quote_no);
-			s_bi(st, 2, when);
-			s_bi(st, 3, m->reason);
-			s_bt(st, 4, m->reason_note);
+			dept_bind_text(st, 1, m->quote_no);
+			dept_bind_int(st, 2, when);
+			dept_bind_int(st, 3, m->reason);
+			dept_bind_text(st, 4, m->reason_note);
 		}
-		if (s_run(st) != 0)
-			rc = s_dberr(&f, d, db, "payoff_quote withdraw");
+		if (dept_run(st) != 0)
+			rc = dept_dberr(&f, d, db, "payoff_quote withdraw");
 	}
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);
@@ -978,33 +773,33 @@ struct approval_row {
 
 static int s_application_load(sqlite3 *db, const char *no, char hash[65], struct approval_row *a)
 {
-	sqlite3_stmt *st =
-		s_prep(db, "SELECT application_no, decision, decline_reason, approval_no, amount_fen, "
-			   "term_months, annual_rate_ppm, expected_rank, loan_contract_no, mortgage_contract_no, "
-			   "secured_amount_fen, debt_start_date, debt_end_date, guarantee_scope, valid_until_ms, "
-			   "decided_ms, request_hash FROM loan_application WHERE application_no = ?1");
+	sqlite3_stmt *st = dept_prep(
+		db, "SELECT application_no, decision, decline_reason, approval_no, amount_fen, "
+		    "term_months, annual_rate_ppm, expected_rank, loan_contract_no, mortgage_contract_no, "
+		    "secured_amount_fen, debt_start_date, debt_end_date, guarantee_scope, valid_until_ms, "
+		    "decided_ms, request_hash FROM loan_application WHERE application_no = ?1");
 	if (!st)
 		return -1;
-	s_bt(st, 1, no);
+	dept_bind_text(st, 1, no);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		s_copy(a->application_no, sizeof a->application_no, dept_col_text(st, 0));
-		s_copy(a->decision, sizeof a->decision, dept_col_text(st, 1));
-		s_copy(a->decline_reason, sizeof a->decline_reason, dept_col_text(st, 2));
-		s_copy(a->approval_no, sizeof a->approval_no, dept_col_text(st, 3));
+		dept_copy(a->application_no, sizeof a->application_no, dept_col_text(st, 0));
+		dept_copy(a->decision, sizeof a->decision, dept_col_text(st, 1));
+		dept_copy(a->decline_reason, sizeof a->decline_reason, dept_col_text(st, 2));
+		dept_copy(a->approval_no, sizeof a->approval_no, dept_col_text(st, 3));
 		a->amount = sqlite3_column_int64(st, 4);
 		a->term = sqlite3_column_int(st, 5);
 		a->rate = sqlite3_column_int64(st, 6);
 		a->rank = sqlite3_column_int(st, 7);
-		s_copy(a->loan_contract_no, sizeof a->loan_contract_no, dept_col_text(st, 8));
-		s_copy(a->mortgage_contract_no, sizeof a->mortgage_contract_no, dept_col_text(st, 9));
+		dept_copy(a->loan_contract_no, sizeof a->loan_contract_no, dept_col_text(st, 8));
+		dept_copy(a->mortgage_contract_no, sizeof a->mortgage_contract_no, dept_col_text(st, 9));
 		a->secured = sqlite3_column_int64(st, 10);
-		s_copy(a->start, sizeof a->start, dept_col_text(st, 11));
-		s_copy(a->end, sizeof a->end, dept_col_text(st, 12));
-		s_copy(a->scope, sizeof a->scope, dept_col_text(st, 13));
+		dept_copy(a->start, sizeof a->start, dept_col_text(st, 11));
+		dept_copy(a->end, sizeof a->end, dept_col_text(st, 12));
+		dept_copy(a->scope, sizeof a->scope, dept_col_text(st, 13));
 		a->valid_until = sqlite3_column_int64(st, 14);
 		a->decided = sqlite3_column_int64(st, 15);
-		s_copy(hash, 65, dept_col_text(st, 16));
+		dept_copy(hash, 65, dept_col_text(st, 16));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -1047,29 +842,29 @@ static int s_age_on(const char *id, long day)
 
 /* The bank's rules: "" when the loan may be approved, else why not. */
 static int s_assess(struct dept *d, sqlite3 *db, const Qiao__V1__LoanApplication *m, long long ltv, long long payment,
-		    char *why, size_t n, struct fail *f)
+		    char *why, size_t n, struct dept_fail *f)
 {
 	long long income = 0, debt = 0;
 	for (size_t i = 0; i < m->n_borrowers; i++) {
 		const Qiao__V1__Party *p = m->borrowers[i];
-		sqlite3_stmt *st = s_prep(db, "SELECT list_type, reason FROM risk_list WHERE id_no = ?1 AND "
-					      "(expires_date IS NULL OR expires_date >= ?2)");
+		sqlite3_stmt *st = dept_prep(db, "SELECT list_type, reason FROM risk_list WHERE id_no = ?1 AND "
+						 "(expires_date IS NULL OR expires_date >= ?2)");
 		if (!st)
-			return s_dberr(f, d, db, "risk_list");
+			return dept_dberr(f, d, db, "risk_list");
 		char today[11];
 		dept_date(today, 0);
-		s_bt(st, 1, p->id->id);
-		s_bt(st, 2, today);
+		dept_bind_text(st, 1, p->id->id);
+		dept_bind_text(st, 2, today);
 		int hit = sqlite3_step(st) == SQLITE_ROW && strcmp(dept_col_text(st, 0), "BLACKLIST") == 0;
 		if (hit)
 			snprintf(why, n, "借款人%s在本行风险名单（%s），不予贷款", p->name, dept_col_text(st, 1));
 		sqlite3_finalize(st);
 		if (hit)
 			return 0;
-		st = s_prep(db, "SELECT monthly_income_fen, monthly_debt_fen FROM customer WHERE id_no = ?1");
+		st = dept_prep(db, "SELECT monthly_income_fen, monthly_debt_fen FROM customer WHERE id_no = ?1");
 		if (!st)
-			return s_dberr(f, d, db, "customer");
-		s_bt(st, 1, p->id->id);
+			return dept_dberr(f, d, db, "customer");
+		dept_bind_text(st, 1, p->id->id);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			income += sqlite3_column_int64(st, 0);
 			debt += sqlite3_column_int64(st, 1);
@@ -1119,17 +914,17 @@ static int s_assess(struct dept *d, sqlite3 *db, const Qiao__V1__LoanApplication
 
 static int s_application_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 			    const Qiao__V1__LoanApplication *m, const char *cert, const char *hash,
-			    struct approval_row *a, struct fail *f)
+			    struct approval_row *a, struct dept_fail *f)
 {
 	char old_hash[65] = "";
 	int rc = s_application_load(db, m->application_no, old_hash, a);
 	if (rc < 0)
-		return s_dberr(f, d, db, "loan_application");
+		return dept_dberr(f, d, db, "loan_application");
 	if (rc == 1) {
 		if (strcmp(old_hash, hash) != 0)
-			return s_fail(f, E_REJECTED, "application_no",
-				      "application_no %.64s was already used for a different application",
-				      m->application_no);
+			return dept_fail(f, E_REJECTED, "application_no",
+					 "application_no %.64s was already used for a different application",
+					 m->application_no);
 		return 0;
 	}
 	long long ltv = (long long)((__int128)m->amount_fen * 1000000 / m->price_fen);
@@ -1145,73 +940,74 @@ static int s_application_tx(struct dept *d, sqlite3 *db, const struct qiao_reque
 		if (s_next_no(db, "SP", approval_no, sizeof approval_no) != 0 ||
 		    s_next_no(db, "JK", loan_no, sizeof loan_no) != 0 ||
 		    s_next_no(db, "DY", mort_no, sizeof mort_no) != 0)
-			return s_dberr(f, d, db, "doc_sequence");
+			return dept_dberr(f, d, db, "doc_sequence");
 		s_fmt_date(today, start);
 		s_fmt_date(s_add_months(today, m->term_months), end);
 	}
-	sqlite3_stmt *st =
-		s_prep(db, "INSERT INTO loan_application (application_no, request_hash, unit_no, cert_no, "
-			   "contract_no, price_fen, amount_fen, term_months, authorisation_no, ltv_ppm, "
-			   "monthly_payment_fen, decision, decline_reason, approval_no, annual_rate_ppm, "
-			   "expected_rank, loan_contract_no, mortgage_contract_no, secured_amount_fen, "
-			   "debt_start_date, debt_end_date, guarantee_scope, valid_until_ms, decided_ms, status, "
-			   "requester, case_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-			   "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?12, ?25, ?26)");
+	sqlite3_stmt *st = dept_prep(
+		db, "INSERT INTO loan_application (application_no, request_hash, unit_no, cert_no, "
+		    "contract_no, price_fen, amount_fen, term_months, authorisation_no, ltv_ppm, "
+		    "monthly_payment_fen, decision, decline_reason, approval_no, annual_rate_ppm, "
+		    "expected_rank, loan_contract_no, mortgage_contract_no, secured_amount_fen, "
+		    "debt_start_date, debt_end_date, guarantee_scope, valid_until_ms, decided_ms, status, "
+		    "requester, case_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+		    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?12, ?25, ?26)");
 	if (!st)
-		return s_dberr(f, d, db, "loan_application");
-	s_bt(st, 1, m->application_no);
-	s_bt(st, 2, hash);
-	s_bt(st, 3, m->unit_no);
-	s_bt(st, 4, cert);
-	s_bt(st, 5, m->contract_no);
-	s_bi(st, 6, m->price_fen);
-	s_bi(st, 7, m->amount_fen);
-	s_bi(st, 8, m->term_months);
-	s_bt(st, 9, m->authorisation_no);
-	s_bi(st, 10, ltv);
-	s_bi(st, 11, payment);
-	s_bt(st, 12, approved ? "APPROVED" : "DECLINED");
-	s_bt(st, 13, approved ? "" : why);
-	s_bt(st, 14, approval_no);
+		return dept_dberr(f, d, db, "loan_application");
+	dept_bind_text(st, 1, m->application_no);
+	dept_bind_text(st, 2, hash);
+	dept_bind_text(st, 3, m->unit_no);
+	dept_bind_text(st, 4, cert);
+	dept_bind_text(st, 5, m->contract_no);
+	dept_bind_int(st, 6, m->price_fen);
+	dept_bind_int(st, 7, m->amount_fen);
+	dept_bind_int(st, 8, m->term_months);
+	dept_bind_text(st, 9, m->authorisation_no);
+	dept_bind_int(st, 10, ltv);
+	dept_bind_int(st, 11, payment);
+	dept_bind_text(st, 12, approved ? "APPROVED" : "DECLINED");
+	dept_bind_text(st, 13, approved ? "" : why);
+	dept_bind_text(st, 14, approval_no);
 	if (approved) {
-		s_bi(st, 15, s_c.annual_rate_ppm);
-		s_bi(st, 16, s_c.expected_rank);
-		s_bi(st, 19, m->amount_fen);
-		s_bi(st, 23, s_end_of_day_ms(today + (long)s_c.approval_valid_days - 1));
+		dept_bind_int(st, 15, s_c.annual_rate_ppm);
+		dept_bind_int(st, 16, s_c.expected_rank);
+		dept_bind_int(st, 19, m->amount_fen);
+		dept_bind_int(st, 23, s_end_of_day_ms(today + (long)s_c.approval_valid_days - 1));
 	}
-	s_bt(st, 17, loan_no);
-	s_bt(st, 18, mort_no);
-	s_bt(st, 20, start);
-	s_bt(st, 21, end);
-	s_bt(st, 22, approved ? s_c.guarantee_scope : "");
-	s_bi(st, 24, now);
-	s_bt(st, 25, req->requester);
-	s_bt(st, 26, s_case(req));
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "loan_application insert");
+	dept_bind_text(st, 17, loan_no);
+	dept_bind_text(st, 18, mort_no);
+	dept_bind_text(st, 20, start);
+	dept_bind_text(st, 21, end);
+	dept_bind_text(st, 22, approved ? s_c.guarantee_scope : "");
+	dept_bind_int(st, 24, now);
+	dept_bind_text(st, 25, req->requester);
+	dept_bind_text(st, 26, dept_case_id(req));
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "loan_application insert");
 	for (size_t i = 0; i < m->n_borrowers; i++) {
-		st = s_prep(db, "INSERT INTO loan_borrower (application_no, seq, name, id_type, id_no) "
-				"VALUES (?1, ?2, ?3, ?4, ?5)");
+		st = dept_prep(db, "INSERT INTO loan_borrower (application_no, seq, name, id_type, id_no) "
+				   "VALUES (?1, ?2, ?3, ?4, ?5)");
 		if (!st)
-			return s_dberr(f, d, db, "loan_borrower");
-		s_bt(st, 1, m->application_no);
-		s_bi(st, 2, (long long)i);
-		s_bt(st, 3, m->borrowers[i]->name);
-		s_bt(st, 4, s_party_type(m->borrowers[i]));
-		s_bt(st, 5, m->borrowers[i]->id->id);
-		if (s_run(st) != 0)
-			return s_dberr(f, d, db, "loan_borrower insert");
+			return dept_dberr(f, d, db, "loan_borrower");
+		dept_bind_text(st, 1, m->application_no);
+		dept_bind_int(st, 2, (long long)i);
+		dept_bind_text(st, 3, m->borrowers[i]->name);
+		dept_bind_text(st, 4, dept_party_type(m->borrowers[i]));
+		dept_bind_text(st, 5, m->borrowers[i]->id->id);
+		if (dept_run(st) != 0)
+			return dept_dberr(f, d, db, "loan_borrower insert");
 	}
 	dept_log(d, "application %s: %s%s", m->application_no,
 		 approved ? "approved " : "declined: ", approved ? approval_no : why);
-	return s_application_load(db, m->application_no, old_hash, a) == 1 ? 0 : s_dberr(f, d, db, "loan_application");
+	return s_application_load(db, m->application_no, old_hash, a) == 1 ? 0
+									   : dept_dberr(f, d, db, "loan_application");
 }
 
 static void on_loan_application(struct dept *d, const struct qiao_request *req, const ProtobufCMessage *body,
 				struct qiao_responder *r)
 {
 	const Qiao__V1__LoanApplication *m = (const Qiao__V1__LoanApplication *)body;
-	if (s_key(&r, m->application_no, "application_no") != 0)
+	if (dept_check_ref(&r, m->application_no, "application_no") != 0)
 		return;
 	if (m->n_borrowers < 1 || m->n_borrowers > 8) {
 		dept_error(&r, E_BAD, "borrowers", "borrowers: 1 to 8 are required, not %zu", m->n_borrowers);
@@ -1220,7 +1016,7 @@ static void on_loan_application(struct dept *d, const struct qiao_request *req, 
 	for (size_t i = 0; i < m->n_borrowers; i++) {
 		char f[32];
 		snprintf(f, sizeof f, "borrowers[%zu]", i);
-		if (s_party(&r, m->borrowers[i], f) != 0)
+		if (dept_check_party(&r, m->borrowers[i], f, 0) != 0)
 			return;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(m->borrowers[k]->id->id, m->borrowers[i]->id->id) == 0) {
@@ -1230,29 +1026,29 @@ static void on_loan_application(struct dept *d, const struct qiao_request *req, 
 	}
 	if (dept_check_id(&r, QIAO_ID_UNIT, m->unit_no, "unit_no", 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_CERT, m->cert_no, "cert_no", 0) != 0 ||
-	    s_text(&r, m->contract_no, "contract_no", 64, 1) != 0 || s_positive(&r, m->price_fen, "price_fen") != 0 ||
-	    s_positive(&r, m->amount_fen, "amount_fen") != 0 ||
-	    s_text(&r, m->authorisation_no, "authorisation_no", 64, 0) != 0)
+	    dept_check_printable(&r, m->contract_no, "contract_no", 64, 1) != 0 ||
+	    s_positive(&r, m->price_fen, "price_fen") != 0 || s_positive(&r, m->amount_fen, "amount_fen") != 0 ||
+	    dept_check_printable(&r, m->authorisation_no, "authorisation_no", 64, 0) != 0)
 		return;
 	if (m->term_months < 1 || m->term_months > 360) {
 		dept_error(&r, E_BAD, "term_months", "term_months: 1 to 360");
 		return;
 	}
 	char cert[128], hash[65];
-	s_norm(QIAO_ID_CERT, m->cert_no, cert, sizeof cert);
-	s_body_hash(req, hash);
+	dept_norm_id(QIAO_ID_CERT, m->cert_no, cert, sizeof cert);
+	dept_body_hash(req, hash);
 	struct approval_row a;
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc == 0)
 		rc = s_application_tx(d, db, req, m, cert, hash, &a, &f);
 	else
-		s_dberr(&f, d, db, "begin");
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+		dept_dberr(&f, d, db, "begin");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);
@@ -1300,18 +1096,19 @@ struct disb_row {
 
 static int s_disb_load(sqlite3 *db, const char *ref, char hash[65], struct disb_row *o)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT transaction_no, amount_fen, disbursed_ms, request_hash FROM disbursement "
-				      "WHERE disbursement_ref = ?1");
+	sqlite3_stmt *st = dept_prep(db,
+				     "SELECT transaction_no, amount_fen, disbursed_ms, request_hash FROM disbursement "
+				     "WHERE disbursement_ref = ?1");
 	if (!st)
 		return -1;
-	s_bt(st, 1, ref);
+	dept_bind_text(st, 1, ref);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		o->disbursed = 1;
-		s_copy(o->transaction_no, sizeof o->transaction_no, dept_col_text(st, 0));
+		dept_copy(o->transaction_no, sizeof o->transaction_no, dept_col_text(st, 0));
 		o->amount = sqlite3_column_int64(st, 1);
 		o->when = sqlite3_column_int64(st, 2);
-		s_copy(hash, 65, dept_col_text(st, 3));
+		dept_copy(hash, 65, dept_col_text(st, 3));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -1321,53 +1118,54 @@ static int s_disb_load(sqlite3 *db, const char *ref, char hash[65], struct disb_
  * so a corrected request under the same reference may still succeed. */
 static int s_disb_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 		     const Qiao__V1__DisbursementRequest *m, const char *proof, const char *hash, struct disb_row *o,
-		     struct fail *f)
+		     struct dept_fail *f)
 {
 	char old_hash[65] = "";
 	int rc = s_disb_load(db, m->disbursement_ref, old_hash, o);
 	if (rc < 0)
-		return s_dberr(f, d, db, "disbursement");
+		return dept_dberr(f, d, db, "disbursement");
 	if (rc == 1) {
 		if (strcmp(old_hash, hash) != 0)
-			return s_fail(f, E_REJECTED, "disbursement_ref",
-				      "disbursement_ref %.64s was already used for a different disbursement",
-				      m->disbursement_ref);
+			return dept_fail(f, E_REJECTED, "disbursement_ref",
+					 "disbursement_ref %.64s was already used for a different disbursement",
+					 m->disbursement_ref);
 		return 0;
 	}
-	sqlite3_stmt *st =
-		s_prep(db, "SELECT a.status, a.loan_contract_no, a.amount_fen, a.valid_until_ms, "
-			   "a.application_no, a.unit_no, a.cert_no, a.annual_rate_ppm, a.debt_end_date, "
-			   "a.expected_rank, b.name, b.id_type, b.id_no, "
-			   "(SELECT disbursement_ref FROM disbursement WHERE approval_no = a.approval_no) "
-			   "FROM loan_application a JOIN loan_borrower b ON b.application_no = a.application_no "
-			   "AND b.seq = 0 WHERE a.approval_no = ?1");
+	sqlite3_stmt *st = dept_prep(
+		db, "SELECT a.status, a.loan_contract_no, a.amount_fen, a.valid_until_ms, "
+		    "a.application_no, a.unit_no, a.cert_no, a.annual_rate_ppm, a.debt_end_date, "
+		    "a.expected_rank, b.name, b.id_type, b.id_no, "
+		    "(SELECT disbursement_ref FROM disbursement WHERE approval_no = a.approval_no) "
+		    "FROM loan_application a JOIN loan_borrower b ON b.application_no = a.application_no "
+		    "AND b.seq = 0 WHERE a.approval_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "loan_application");
-	s_bt(st, 1, m->approval_no);
+		return dept_dberr(f, d, db, "loan_application");
+	dept_bind_text(st, 1, m->approval_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "approval_no", "no loan approval %.64s at %s", m->approval_no, s_c.name);
+		return dept_fail(f, E_NOTFOUND, "approval_no", "no loan approval %.64s at %s", m->approval_no,
+				 s_c.name);
 	}
 	char status[16], loan_no[72], unit[40], cert[128], end[11], bname[128], btype[16], bid[32], other[72];
-	s_copy(status, sizeof status, dept_col_text(st, 0));
-	s_copy(loan_no, sizeof loan_no, dept_col_text(st, 1));
+	dept_copy(status, sizeof status, dept_col_text(st, 0));
+	dept_copy(loan_no, sizeof loan_no, dept_col_text(st, 1));
 	long long approved = sqlite3_column_int64(st, 2);
 	long long valid_until = sqlite3_column_int64(st, 3);
-	s_copy(unit, sizeof unit, dept_col_text(st, 5));
-	s_copy(cert, sizeof cert, dept_col_text(st, 6));
+	dept_copy(unit, sizeof unit, dept_col_text(st, 5));
+	dept_copy(cert, sizeof cert, dept_col_text(st, 6));
 	long long rate = sqlite3_column_int64(st, 7);
-	s_copy(end, sizeof end, dept_col_text(st, 8));
+	dept_copy(end, sizeof end, dept_col_text(st, 8));
 	int rank = sqlite3_column_int(st, 9);
-	s_copy(bname, sizeof bname, dept_col_text(st, 10));
-	s_copy(btype, sizeof btype, dept_col_text(st, 11));
-	s_copy(bid, sizeof bid, dept_col_text(st, 12));
-	s_copy(other, sizeof other, dept_col_text(st, 13));
+	dept_copy(bname, sizeof bname, dept_col_text(st, 10));
+	dept_copy(btype, sizeof btype, dept_col_text(st, 11));
+	dept_copy(bid, sizeof bid, dept_col_text(st, 12));
+	dept_copy(other, sizeof other, dept_col_text(st, 13));
 	sqlite3_finalize(st);
 	int64_t now = qiao_now_ms();
 
 	if (strcmp(loan_no, m->loan_contract_no) != 0)
-		return s_fail(f, E_REJECTED, "loan_contract_no", "approval %.64s is for loan contract %s, not %.64s",
-			      m->approval_no, loan_no, m->loan_contract_no);
+		return dept_fail(f, E_REJECTED, "loan_contract_no", "approval %.64s is for loan contract %s, not %.64s",
+				 m->approval_no, loan_no, m->loan_contract_no);
 	if (strcmp(status, "REVOKED") == 0)
 		snprintf(o->refusal, sizeof o->refusal, "贷款批复 %.64s 已撤销，不予放款", m->approval_no);
 	else if (strcmp(status, "DISBURSED") == 0 || other[0])
@@ -1387,36 +1185,36 @@ static int s_disb_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req
 		return 0;
 	}
 	if (s_next_no(db, "FK", o->transaction_no, sizeof o->transaction_no) != 0)
-		return s_dberr(f, d, db, "doc_sequence");
-	st = s_prep(db, "INSERT INTO disbursement (disbursement_ref, request_hash, approval_no, loan_contract_no, "
-			"amount_fen, escrow_account_name, escrow_account_no, escrow_bank_name, escrow_bank_code, "
-			"escrow_agreement_no, mortgage_proof_no, transaction_no, disbursed_ms, requester, case_id) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+		return dept_dberr(f, d, db, "doc_sequence");
+	st = dept_prep(db, "INSERT INTO disbursement (disbursement_ref, request_hash, approval_no, loan_contract_no, "
+			   "amount_fen, escrow_account_name, escrow_account_no, escrow_bank_name, escrow_bank_code, "
+			   "escrow_agreement_no, mortgage_proof_no, transaction_no, disbursed_ms, requester, case_id) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
 	if (!st)
-		return s_dberr(f, d, db, "disbursement");
-	s_bt(st, 1, m->disbursement_ref);
-	s_bt(st, 2, hash);
-	s_bt(st, 3, m->approval_no);
-	s_bt(st, 4, m->loan_contract_no);
-	s_bi(st, 5, m->amount_fen);
-	s_bt(st, 6, m->escrow_account->account_name);
-	s_bt(st, 7, m->escrow_account->account_no);
-	s_bt(st, 8, m->escrow_account->bank_name);
-	s_bt(st, 9, m->escrow_account->bank_code);
-	s_bt(st, 10, m->escrow_agreement_no);
-	s_bt(st, 11, proof);
-	s_bt(st, 12, o->transaction_no);
-	s_bi(st, 13, now);
-	s_bt(st, 14, req->requester);
-	s_bt(st, 15, s_case(req));
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "disbursement insert");
-	st = s_prep(db, "UPDATE loan_application SET status = 'DISBURSED' WHERE approval_no = ?1");
+		return dept_dberr(f, d, db, "disbursement");
+	dept_bind_text(st, 1, m->disbursement_ref);
+	dept_bind_text(st, 2, hash);
+	dept_bind_text(st, 3, m->approval_no);
+	dept_bind_text(st, 4, m->loan_contract_no);
+	dept_bind_int(st, 5, m->amount_fen);
+	dept_bind_text(st, 6, m->escrow_account->account_name);
+	dept_bind_text(st, 7, m->escrow_account->account_no);
+	dept_bind_text(st, 8, m->escrow_account->bank_name);
+	dept_bind_text(st, 9, m->escrow_account->bank_code);
+	dept_bind_text(st, 10, m->escrow_agreement_no);
+	dept_bind_text(st, 11, proof);
+	dept_bind_text(st, 12, o->transaction_no);
+	dept_bind_int(st, 13, now);
+	dept_bind_text(st, 14, req->requester);
+	dept_bind_text(st, 15, dept_case_id(req));
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "disbursement insert");
+	st = dept_prep(db, "UPDATE loan_application SET status = 'DISBURSED' WHERE approval_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "loan_application");
-	s_bt(st, 1, m->approval_no);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "loan_application disburse");
+		return dept_dberr(f, d, db, "loan_application");
+	dept_bind_text(st, 1, m->approval_no);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "loan_application disburse");
 	/* The new loan enters the ledger (借据), secured by the new mortgage. */
 	char start[11];
 	dept_date(start, 0);
@@ -1424,32 +1222,32 @@ static int s_disb_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req
 	long y;
 	unsigned mo, dd;
 	s_civil_from_days(sd, &y, &mo, &dd);
-	st = s_prep(db,
-		    "INSERT INTO loan_contract (contract_no, cust_no, borrower_name, borrower_id_type, "
+	st = dept_prep(
+		db, "INSERT INTO loan_contract (contract_no, cust_no, borrower_name, borrower_id_type, "
 		    "borrower_id_no, product, principal_fen, outstanding_fen, annual_rate_ppm, start_date, "
 		    "maturity_date, repay_day, collateral_unit_no, collateral_cert_no, mortgage_proof_no, "
 		    "mortgage_rank, status, approval_no, disbursement_ref) VALUES (?1, (SELECT cust_no FROM customer "
 		    "WHERE id_no = ?4), ?2, ?3, ?4, '个人住房贷款（带押过户）', ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
 		    "?12, ?13, 'ACTIVE', ?14, ?15)");
 	if (!st)
-		return s_dberr(f, d, db, "loan_contract");
-	s_bt(st, 1, m->loan_contract_no);
-	s_bt(st, 2, bname);
-	s_bt(st, 3, btype);
-	s_bt(st, 4, bid);
-	s_bi(st, 5, m->amount_fen);
-	s_bi(st, 6, rate);
-	s_bt(st, 7, start);
-	s_bt(st, 8, end);
-	s_bi(st, 9, dd > 28 ? 28 : dd);
-	s_bt(st, 10, unit);
-	s_bt(st, 11, cert);
-	s_bt(st, 12, proof);
-	s_bi(st, 13, rank);
-	s_bt(st, 14, m->approval_no);
-	s_bt(st, 15, m->disbursement_ref);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "loan_contract insert");
+		return dept_dberr(f, d, db, "loan_contract");
+	dept_bind_text(st, 1, m->loan_contract_no);
+	dept_bind_text(st, 2, bname);
+	dept_bind_text(st, 3, btype);
+	dept_bind_text(st, 4, bid);
+	dept_bind_int(st, 5, m->amount_fen);
+	dept_bind_int(st, 6, rate);
+	dept_bind_text(st, 7, start);
+	dept_bind_text(st, 8, end);
+	dept_bind_int(st, 9, dd > 28 ? 28 : dd);
+	dept_bind_text(st, 10, unit);
+	dept_bind_text(st, 11, cert);
+	dept_bind_text(st, 12, proof);
+	dept_bind_int(st, 13, rank);
+	dept_bind_text(st, 14, m->approval_no);
+	dept_bind_text(st, 15, m->disbursement_ref);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "loan_contract insert");
 	o->disbursed = 1;
 	o->amount = m->amount_fen;
 	o->when = now;
@@ -1460,29 +1258,29 @@ static void on_disbursement(struct dept *d, const struct qiao_request *req, cons
 			    struct qiao_responder *r)
 {
 	const Qiao__V1__DisbursementRequest *m = (const Qiao__V1__DisbursementRequest *)body;
-	if (s_key(&r, m->disbursement_ref, "disbursement_ref") != 0 ||
-	    s_text(&r, m->approval_no, "approval_no", 64, 0) != 0 ||
-	    s_text(&r, m->loan_contract_no, "loan_contract_no", 64, 0) != 0 ||
+	if (dept_check_ref(&r, m->disbursement_ref, "disbursement_ref") != 0 ||
+	    dept_check_printable(&r, m->approval_no, "approval_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->loan_contract_no, "loan_contract_no", 64, 0) != 0 ||
 	    s_positive(&r, m->amount_fen, "amount_fen") != 0 ||
-	    s_account(&r, m->escrow_account, "escrow_account") != 0 ||
-	    s_text(&r, m->escrow_agreement_no, "escrow_agreement_no", 64, 0) != 0 ||
+	    dept_check_account(&r, m->escrow_account, "escrow_account") != 0 ||
+	    dept_check_printable(&r, m->escrow_agreement_no, "escrow_agreement_no", 64, 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_PROOF, m->mortgage_proof_no, "mortgage_proof_no", 0) != 0)
 		return;
 	char proof[128], hash[65];
-	s_norm(QIAO_ID_PROOF, m->mortgage_proof_no, proof, sizeof proof);
-	s_body_hash(req, hash);
+	dept_norm_id(QIAO_ID_PROOF, m->mortgage_proof_no, proof, sizeof proof);
+	dept_body_hash(req, hash);
 	struct disb_row o = {0};
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc == 0)
 		rc = s_disb_tx(d, db, req, m, proof, hash, &o, &f);
 	else
-		s_dberr(&f, d, db, "begin");
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+		dept_dberr(&f, d, db, "begin");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);
@@ -1509,31 +1307,31 @@ static void on_revocation(struct dept *d, const struct qiao_request *req, const 
 {
 	(void)req;
 	const Qiao__V1__LoanApprovalRevocation *m = (const Qiao__V1__LoanApprovalRevocation *)body;
-	if (s_text(&r, m->approval_no, "approval_no", 64, 0) != 0 ||
-	    s_text(&r, m->application_no, "application_no", 64, 0) != 0 ||
-	    s_reason(&r, m->reason, m->reason_note, "reason") != 0)
+	if (dept_check_printable(&r, m->approval_no, "approval_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->application_no, "application_no", 64, 0) != 0 ||
+	    dept_check_unwind_reason(&r, m->reason, m->reason_note, "reason") != 0)
 		return;
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	int revoked = 0;
 	long long when = 0;
 	char refusal[300] = "";
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc != 0)
-		s_dberr(&f, d, db, "begin");
-	sqlite3_stmt *st = rc == 0 ? s_prep(db, "SELECT application_no, status, revoked_ms FROM loan_application "
-						"WHERE approval_no = ?1")
+		dept_dberr(&f, d, db, "begin");
+	sqlite3_stmt *st = rc == 0 ? dept_prep(db, "SELECT application_no, status, revoked_ms FROM loan_application "
+						   "WHERE approval_no = ?1")
 				   : NULL;
 	if (rc == 0 && !st)
-		rc = s_dberr(&f, d, db, "loan_application");
+		rc = dept_dberr(&f, d, db, "loan_application");
 	if (rc == 0) {
-		s_bt(st, 1, m->approval_no);
+		dept_bind_text(st, 1, m->approval_no);
 		if (sqlite3_step(st) != SQLITE_ROW)
-			rc = s_fail(&f, E_NOTFOUND, "approval_no", "no loan approval %.64s at %s", m->approval_no,
-				    s_c.name);
+			rc = dept_fail(&f, E_NOTFOUND, "approval_no", "no loan approval %.64s at %s", m->approval_no,
+				       s_c.name);
 		else if (strcmp(dept_col_text(st, 0), m->application_no) != 0)
-			rc = s_fail(&f, E_REJECTED, "application_no", "approval %.64s belongs to another application",
-				    m->approval_no);
+			rc = dept_fail(&f, E_REJECTED, "application_no",
+				       "approval %.64s belongs to another application", m->approval_no);
 		else if (strcmp(dept_col_text(st, 1), "REVOKED") == 0) {
 			revoked = 1;
 			when = sqlite3_column_int64(st, 2);
@@ -1545,21 +1343,22 @@ static void on_revocation(struct dept *d, const struct qiao_request *req, const 
 	}
 	if (rc == 0 && revoked == 2) {
 		when = qiao_now_ms();
-		st = s_prep(db, "UPDATE loan_application SET status = 'REVOKED', revoked_ms = ?2, revoke_reason = ?3, "
-				"revoke_note = ?4 WHERE approval_no = ?1 AND status = 'APPROVED'");
+		st = dept_prep(db,
+			       "UPDATE loan_application SET status = 'REVOKED', revoked_ms = ?2, revoke_reason = ?3, "
+			       "revoke_note = ?4 WHERE approval_no = ?1 AND status = 'APPROVED'");
 		if (st) {
-			s_bt(st, 1, m->approval_no);
-			s_bi(st, 2, when);
-			s_bi(st, 3, m->reason);
-			s_bt(st, 4, m->reason_note);
+			dept_bind_text(st, 1, m->approval_no);
+			dept_bind_int(st, 2, when);
+			dept_bind_int(st, 3, m->reason);
+			dept_bind_text(st, 4, m->reason_note);
 		}
-		if (s_run(st) != 0)
-			rc = s_dberr(&f, d, db, "loan_application revoke");
+		if (dept_run(st) != 0)
+			rc = dept_dberr(&f, d, db, "loan_application revoke");
 	}
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);

@@ -19,13 +19,12 @@
  * REJECTED.
  */
 #include <ctype.h>
-#include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dept.h"
+#include "dept_util.h"
 #include "housing.pb-c.h"
 #include "qiao_envelope.h"
 
@@ -37,97 +36,7 @@
 #define MAX_FEN 100000000000000LL
 #define MAX_PARTIES 32
 
-/* ---- small helpers (as in the other department adapters) ---------------- */
-
-struct fail {
-	int code;
-	const char *field;
-	char msg[480];
-};
-
-static int s_fail(struct fail *f, int code, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int s_fail(struct fail *f, int code, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-	va_end(ap);
-	f->code = code;
-	f->field = field;
-	return -1;
-}
-
-static int s_dberr(struct fail *f, struct dept *d, sqlite3 *db, const char *what)
-{
-	dept_log(d, "database: %s: %s", what, sqlite3_errmsg(db));
-	return s_fail(f, E_INTERNAL, NULL, "database error (%s)", what);
-}
-
-static sqlite3_stmt *s_prep(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-static void s_bt(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s && s[0])
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void s_bi(sqlite3_stmt *st, int i, long long v)
-{
-	sqlite3_bind_int64(st, i, v);
-}
-
-static int s_exec(sqlite3 *db, const char *sql)
-{
-	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-static int s_run(sqlite3_stmt *st)
-{
-	int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void s_copy(char *dst, size_t n, const char *src)
-{
-	snprintf(dst, n, "%s", src ? src : "");
-}
-
-static long long s_next(sqlite3 *db, const char *seq)
-{
-	sqlite3_stmt *st = s_prep(db, "INSERT INTO doc_sequence (seq_name, next_value) VALUES (?1, 2) "
-				      "ON CONFLICT (seq_name) DO UPDATE SET next_value = next_value + 1 "
-				      "RETURNING next_value - 1");
-	if (!st)
-		return -1;
-	s_bt(st, 1, seq);
-	long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	sqlite3_finalize(st);
-	return v;
-}
-
-static void s_body_hash(const struct qiao_request *req, char out[65])
-{
-	uint8_t h[32];
-	crypto_hash_sha256(h, req->body ? req->body : (const uint8_t *)"", req->body_len);
-	qiao_hex(h, sizeof h, out);
-}
-
-static const char *s_case(const struct qiao_request *req)
-{
-	return req->hdr->case_id ? req->hdr->case_id : "";
-}
+/* ---- small helpers (the shared ones are in dept_util.h) ----------------- */
 
 /* Evaluate `call` (a transaction body: 0, or -1 with *f set) inside one
  * IMMEDIATE transaction under the database lock, committed when it gave 0,
@@ -135,50 +44,17 @@ static const char *s_case(const struct qiao_request *req)
 #define IN_TX(d, db, f, call)                                                                                          \
 	do {                                                                                                           \
 		db = dept_db_lock(d);                                                                                  \
-		rc = s_exec(db, "BEGIN IMMEDIATE");                                                                    \
+		rc = dept_exec(db, "BEGIN IMMEDIATE");                                                                 \
 		if (rc == 0)                                                                                           \
 			rc = (call);                                                                                   \
 		else                                                                                                   \
-			s_dberr(f, d, db, "begin");                                                                    \
-		if (rc == 0 && s_exec(db, "COMMIT") != 0)                                                              \
-			rc = s_dberr(f, d, db, "commit");                                                              \
+			dept_dberr(f, d, db, "begin");                                                                 \
+		if (rc == 0 && dept_exec(db, "COMMIT") != 0)                                                           \
+			rc = dept_dberr(f, d, db, "commit");                                                           \
 		if (rc != 0)                                                                                           \
-			s_exec(db, "ROLLBACK");                                                                        \
+			dept_exec(db, "ROLLBACK");                                                                     \
 		dept_db_unlock(d);                                                                                     \
 	} while (0)
-
-static int s_text(struct qiao_responder **r, const char *v, const char *field, long max, int optional)
-{
-	if ((!v || !v[0]) && optional)
-		return 0;
-	if (dept_check_text(r, v, field, max) != 0)
-		return -1;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p < 0x20 || *p == 0x7f) {
-			dept_error(r, E_BAD, field, "%s: control characters are not allowed", field);
-			return -1;
-		}
-	return 0;
-}
-
-static int s_key(struct qiao_responder **r, const char *v, const char *field)
-{
-	if (!v || !v[0]) {
-		dept_error(r, E_BAD, field, "%s is required", field);
-		return -1;
-	}
-	size_t n = strlen(v);
-	if (n > 64) {
-		dept_error(r, E_BAD, field, "%s: at most 64 bytes", field);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)v[i]) && !strchr("._:-", v[i])) {
-			dept_error(r, E_BAD, field, "%s: only [A-Za-z0-9._:-] allowed", field);
-			return -1;
-		}
-	return 0;
-}
 
 static int s_positive(struct qiao_responder **r, long long v, const char *field)
 {
@@ -187,84 +63,6 @@ static int s_positive(struct qiao_responder **r, long long v, const char *field)
 		return -1;
 	}
 	return 0;
-}
-
-/* A Party; `uscc_only` for lenders (organisations). */
-static int s_party(struct qiao_responder **r, const Qiao__V1__Party *p, const char *field, int uscc_only)
-{
-	char f[96];
-	if (!p) {
-		dept_error(r, E_BAD, field, "%s is required", field);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.name", field);
-	if (s_text(r, p->name, f, 100, 0) != 0)
-		return -1;
-	snprintf(f, sizeof f, "%s.id.type", field);
-	if (!p->id || (p->id->type != QIAO__V1__SUBJECT_TYPE__USCC &&
-		       (uscc_only || p->id->type != QIAO__V1__SUBJECT_TYPE__RESIDENT_ID))) {
-		dept_error(r, E_BAD, f, "%s must be %s", f, uscc_only ? "USCC" : "RESIDENT_ID or USCC");
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.id.id", field);
-	return dept_check_id(r, p->id->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID ? QIAO_ID_RESIDENT : QIAO_ID_USCC,
-			     p->id->id, f, 0);
-}
-
-static const char *s_party_type(const Qiao__V1__Party *p)
-{
-	return p->id->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID ? "RESIDENT_ID" : "USCC";
-}
-
-static int s_account(struct qiao_responder **r, const Qiao__V1__BankAccount *a, const char *field)
-{
-	char f[96];
-	if (!a) {
-		dept_error(r, E_BAD, field, "%s is required", field);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.account_name", field);
-	if (s_text(r, a->account_name, f, 100, 0) != 0)
-		return -1;
-	snprintf(f, sizeof f, "%s.account_no", field);
-	size_t n = a->account_no ? strlen(a->account_no) : 0;
-	int ok = n >= 8 && n <= 40;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = isdigit((unsigned char)a->account_no[i]) != 0;
-	if (!ok) {
-		dept_error(r, E_BAD, f, "%s: 8 to 40 digits", f);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.bank_name", field);
-	if (s_text(r, a->bank_name, f, 100, 0) != 0)
-		return -1;
-	snprintf(f, sizeof f, "%s.bank_code", field);
-	n = a->bank_code ? strlen(a->bank_code) : 0;
-	ok = n == 0 || n == 12;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = isdigit((unsigned char)a->bank_code[i]) != 0;
-	if (!ok) {
-		dept_error(r, E_BAD, f, "%s: the CNAPS code has 12 digits", f);
-		return -1;
-	}
-	return 0;
-}
-
-static int s_reason(struct qiao_responder **r, int reason, const char *note)
-{
-	if (reason < QIAO__V1__UNWIND_REASON__UNWIND_REASON_LOAN_DECLINED ||
-	    reason > QIAO__V1__UNWIND_REASON__UNWIND_REASON_OTHER) {
-		dept_error(r, E_BAD, "reason", "reason: a valid UnwindReason is required");
-		return -1;
-	}
-	return s_text(r, note, "reason_note", 500, reason != QIAO__V1__UNWIND_REASON__UNWIND_REASON_OTHER);
-}
-
-static void s_norm_cert(const char *in, char *out, size_t n)
-{
-	char why[8];
-	if (qiao_id_check_cert(in, out, n, why, sizeof why) != 0)
-		s_copy(out, n, in);
 }
 
 /* "YYYY-MM-DD", a real date no later than today (CST). */
@@ -295,23 +93,23 @@ struct filing_out {
 
 static int s_filing_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 		       const Qiao__V1__ContractFilingRequest *m, const char *cert, const char *hash,
-		       struct filing_out *o, struct fail *f)
+		       struct filing_out *o, struct dept_fail *f)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT request_hash, filing_no, filed_ms, status, IFNULL(cancelled_ms, 0) "
-				      "FROM contract_filing WHERE contract_no = ?1");
+	sqlite3_stmt *st = dept_prep(db, "SELECT request_hash, filing_no, filed_ms, status, IFNULL(cancelled_ms, 0) "
+					 "FROM contract_filing WHERE contract_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "contract_filing");
-	s_bt(st, 1, m->contract_no);
+		return dept_dberr(f, d, db, "contract_filing");
+	dept_bind_text(st, 1, m->contract_no);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		int same = strcmp(dept_col_text(st, 0), hash) == 0;
-		s_copy(o->filing_no, sizeof o->filing_no, dept_col_text(st, 1));
+		dept_copy(o->filing_no, sizeof o->filing_no, dept_col_text(st, 1));
 		o->filed_ms = sqlite3_column_int64(st, 2);
 		int cancelled = strcmp(dept_col_text(st, 3), "CANCELLED") == 0;
 		sqlite3_finalize(st);
 		if (!same)
-			return s_fail(f, E_REJECTED, "contract_no",
-				      "合同编号 %.64s is already filed (%s) with other particulars", m->contract_no,
-				      o->filing_no);
+			return dept_fail(f, E_REJECTED, "contract_no",
+					 "合同编号 %.64s is already filed (%s) with other particulars", m->contract_no,
+					 o->filing_no);
 		if (cancelled) {
 			snprintf(o->refusal, sizeof o->refusal, "合同 %.64s 的网签备案 %s 已撤销", m->contract_no,
 				 o->filing_no);
@@ -324,46 +122,46 @@ static int s_filing_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 	}
 	sqlite3_finalize(st);
 
-	st = s_prep(db, "SELECT cert_no, building_area_dm2, restricted, IFNULL(restriction_reason, '') FROM house "
-			"WHERE unit_no = ?1");
+	st = dept_prep(db, "SELECT cert_no, building_area_dm2, restricted, IFNULL(restriction_reason, '') FROM house "
+			   "WHERE unit_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "house");
-	s_bt(st, 1, m->unit_no);
+		return dept_dberr(f, d, db, "house");
+	dept_bind_text(st, 1, m->unit_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "unit_no", "unit %.40s is not in the 楼盘表", m->unit_no);
+		return dept_fail(f, E_NOTFOUND, "unit_no", "unit %.40s is not in the 楼盘表", m->unit_no);
 	}
 	char hcert[128], why[300];
-	s_copy(hcert, sizeof hcert, dept_col_text(st, 0));
+	dept_copy(hcert, sizeof hcert, dept_col_text(st, 0));
 	long long area = sqlite3_column_int64(st, 1);
 	int restricted = sqlite3_column_int(st, 2);
-	s_copy(why, sizeof why, dept_col_text(st, 3));
+	dept_copy(why, sizeof why, dept_col_text(st, 3));
 	sqlite3_finalize(st);
 	if (strcmp(hcert, cert) != 0)
-		return s_fail(f, E_REJECTED, "cert_no", "不动产权证书号 %.100s is not the certificate of unit %s",
-			      m->cert_no, m->unit_no);
+		return dept_fail(f, E_REJECTED, "cert_no", "不动产权证书号 %.100s is not the certificate of unit %s",
+				 m->cert_no, m->unit_no);
 	if (area != m->building_area_dm2)
-		return s_fail(f, E_REJECTED, "building_area_dm2",
-			      "建筑面积 %lld dm² differs from the 楼盘表 (%lld dm²)", (long long)m->building_area_dm2,
-			      area);
+		return dept_fail(f, E_REJECTED, "building_area_dm2",
+				 "建筑面积 %lld dm² differs from the 楼盘表 (%lld dm²)",
+				 (long long)m->building_area_dm2, area);
 	if (restricted) {
 		snprintf(o->refusal, sizeof o->refusal, "房屋已限制交易（%s），不予网签备案", why);
 		return 0;
 	}
 	/* the sellers are exactly the owners */
-	st = s_prep(db, "SELECT COUNT(*) FROM house_owner WHERE unit_no = ?1");
+	st = dept_prep(db, "SELECT COUNT(*) FROM house_owner WHERE unit_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "house_owner");
-	s_bt(st, 1, m->unit_no);
+		return dept_dberr(f, d, db, "house_owner");
+	dept_bind_text(st, 1, m->unit_no);
 	long long owners = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
 	sqlite3_finalize(st);
 	long long matched = 0;
 	for (size_t i = 0; i < m->n_sellers; i++) {
-		st = s_prep(db, "SELECT COUNT(*) FROM house_owner WHERE unit_no = ?1 AND id_no = ?2");
+		st = dept_prep(db, "SELECT COUNT(*) FROM house_owner WHERE unit_no = ?1 AND id_no = ?2");
 		if (!st)
-			return s_dberr(f, d, db, "house_owner");
-		s_bt(st, 1, m->unit_no);
-		s_bt(st, 2, m->sellers[i]->id->id);
+			return dept_dberr(f, d, db, "house_owner");
+		dept_bind_text(st, 1, m->unit_no);
+		dept_bind_text(st, 2, m->sellers[i]->id->id);
 		matched += sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 		sqlite3_finalize(st);
 	}
@@ -371,10 +169,10 @@ static int s_filing_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 		snprintf(o->refusal, sizeof o->refusal, "出卖人与楼盘表登记的产权人不一致，不予网签备案");
 		return 0;
 	}
-	st = s_prep(db, "SELECT contract_no FROM contract_filing WHERE unit_no = ?1 AND status = 'FILED'");
+	st = dept_prep(db, "SELECT contract_no FROM contract_filing WHERE unit_no = ?1 AND status = 'FILED'");
 	if (!st)
-		return s_dberr(f, d, db, "contract_filing");
-	s_bt(st, 1, m->unit_no);
+		return dept_dberr(f, d, db, "contract_filing");
+	dept_bind_text(st, 1, m->unit_no);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(o->refusal, sizeof o->refusal, "该房屋已有有效的网签备案合同 %.64s，不予重复备案",
 			 dept_col_text(st, 0));
@@ -383,51 +181,51 @@ static int s_filing_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 	}
 	sqlite3_finalize(st);
 
-	long long seq = s_next(db, "BA");
+	long long seq = dept_next_seq(db, "BA");
 	if (seq < 0)
-		return s_dberr(f, d, db, "doc_sequence");
+		return dept_dberr(f, d, db, "doc_sequence");
 	char today[11];
 	dept_date(today, 0);
 	snprintf(o->filing_no, sizeof o->filing_no, "BA%.6s-%.4s-%06lld", m->unit_no, today, seq);
 	o->filed_ms = qiao_now_ms();
-	st = s_prep(
+	st = dept_prep(
 		db,
 		"INSERT INTO contract_filing (contract_no, filing_no, unit_no, cert_no, price_fen, payment_method, "
 		"signed_date, building_area_dm2, with_mortgage, status, filed_ms, request_hash, requester, case_id) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'FILED', ?10, ?11, ?12, ?13)");
 	if (!st)
-		return s_dberr(f, d, db, "contract_filing");
-	s_bt(st, 1, m->contract_no);
-	s_bt(st, 2, o->filing_no);
-	s_bt(st, 3, m->unit_no);
-	s_bt(st, 4, cert);
-	s_bi(st, 5, m->price_fen);
-	s_bi(st, 6, m->payment_method);
-	s_bt(st, 7, m->signed_date);
-	s_bi(st, 8, m->building_area_dm2);
-	s_bi(st, 9, m->with_mortgage ? 1 : 0);
-	s_bi(st, 10, o->filed_ms);
-	s_bt(st, 11, hash);
-	s_bt(st, 12, req->requester);
-	s_bt(st, 13, s_case(req));
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "contract_filing insert");
+		return dept_dberr(f, d, db, "contract_filing");
+	dept_bind_text(st, 1, m->contract_no);
+	dept_bind_text(st, 2, o->filing_no);
+	dept_bind_text(st, 3, m->unit_no);
+	dept_bind_text(st, 4, cert);
+	dept_bind_int(st, 5, m->price_fen);
+	dept_bind_int(st, 6, m->payment_method);
+	dept_bind_text(st, 7, m->signed_date);
+	dept_bind_int(st, 8, m->building_area_dm2);
+	dept_bind_int(st, 9, m->with_mortgage ? 1 : 0);
+	dept_bind_int(st, 10, o->filed_ms);
+	dept_bind_text(st, 11, hash);
+	dept_bind_text(st, 12, req->requester);
+	dept_bind_text(st, 13, dept_case_id(req));
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "contract_filing insert");
 	for (int role = 0; role < 2; role++) {
 		Qiao__V1__Party *const *ps = role ? m->buyers : m->sellers;
 		size_t n = role ? m->n_buyers : m->n_sellers;
 		for (size_t i = 0; i < n; i++) {
-			st = s_prep(db, "INSERT INTO filing_party (contract_no, role, seq, name, id_type, id_no) "
-					"VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+			st = dept_prep(db, "INSERT INTO filing_party (contract_no, role, seq, name, id_type, id_no) "
+					   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 			if (!st)
-				return s_dberr(f, d, db, "filing_party");
-			s_bt(st, 1, m->contract_no);
-			s_bt(st, 2, role ? "BUYER" : "SELLER");
-			s_bi(st, 3, (long long)i);
-			s_bt(st, 4, ps[i]->name);
-			s_bt(st, 5, s_party_type(ps[i]));
-			s_bt(st, 6, ps[i]->id->id);
-			if (s_run(st) != 0)
-				return s_dberr(f, d, db, "filing_party insert");
+				return dept_dberr(f, d, db, "filing_party");
+			dept_bind_text(st, 1, m->contract_no);
+			dept_bind_text(st, 2, role ? "BUYER" : "SELLER");
+			dept_bind_int(st, 3, (long long)i);
+			dept_bind_text(st, 4, ps[i]->name);
+			dept_bind_text(st, 5, dept_party_type(ps[i]));
+			dept_bind_text(st, 6, ps[i]->id->id);
+			if (dept_run(st) != 0)
+				return dept_dberr(f, d, db, "filing_party insert");
 		}
 	}
 	o->filed = 1;
@@ -438,7 +236,7 @@ static void on_contract_filing(struct dept *d, const struct qiao_request *req, c
 			       struct qiao_responder *r)
 {
 	const Qiao__V1__ContractFilingRequest *m = (const Qiao__V1__ContractFilingRequest *)body;
-	if (s_text(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
+	if (dept_check_printable(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_UNIT, m->unit_no, "unit_no", 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_CERT, m->cert_no, "cert_no", 0) != 0 ||
 	    s_positive(&r, m->price_fen, "price_fen") != 0)
@@ -454,7 +252,7 @@ static void on_contract_filing(struct dept *d, const struct qiao_request *req, c
 		size_t k = seller ? i : i - m->n_sellers;
 		const Qiao__V1__Party *p = seller ? m->sellers[k] : m->buyers[k];
 		snprintf(fld, sizeof fld, "%s[%zu]", seller ? "sellers" : "buyers", k);
-		if (s_party(&r, p, fld, 0) != 0)
+		if (dept_check_party(&r, p, fld, 0) != 0)
 			return;
 		for (size_t j = 0; j < i; j++) {
 			const Qiao__V1__Party *q = j < m->n_sellers ? m->sellers[j] : m->buyers[j - m->n_sellers];
@@ -476,10 +274,10 @@ static void on_contract_filing(struct dept *d, const struct qiao_request *req, c
 	if (s_positive(&r, m->building_area_dm2, "building_area_dm2") != 0)
 		return;
 	char cert[128], hash[65];
-	s_norm_cert(m->cert_no, cert, sizeof cert);
-	s_body_hash(req, hash);
+	dept_norm_id(QIAO_ID_CERT, m->cert_no, cert, sizeof cert);
+	dept_body_hash(req, hash);
 	struct filing_out o = {0};
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db;
 	int rc;
 	IN_TX(d, db, &f, s_filing_tx(d, db, req, m, cert, hash, &o, &f));
@@ -507,24 +305,24 @@ struct agreement_out {
 static int s_agreement_load(sqlite3 *db, const char *contract_no, char hash[65], char status[16],
 			    struct agreement_out *o)
 {
-	sqlite3_stmt *st =
-		s_prep(db, "SELECT agreement_no, escrow_account_name, escrow_account_no, escrow_bank_name, "
-			   "IFNULL(escrow_bank_code, ''), escrow_amount_fen, agreed_ms, request_hash, status "
-			   "FROM escrow_agreement WHERE contract_no = ?1");
+	sqlite3_stmt *st = dept_prep(db,
+				     "SELECT agreement_no, escrow_account_name, escrow_account_no, escrow_bank_name, "
+				     "IFNULL(escrow_bank_code, ''), escrow_amount_fen, agreed_ms, request_hash, status "
+				     "FROM escrow_agreement WHERE contract_no = ?1");
 	if (!st)
 		return -1;
-	s_bt(st, 1, contract_no);
+	dept_bind_text(st, 1, contract_no);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		s_copy(o->agreement_no, sizeof o->agreement_no, dept_col_text(st, 0));
-		s_copy(o->acc_name, sizeof o->acc_name, dept_col_text(st, 1));
-		s_copy(o->acc_no, sizeof o->acc_no, dept_col_text(st, 2));
-		s_copy(o->bank_name, sizeof o->bank_name, dept_col_text(st, 3));
-		s_copy(o->bank_code, sizeof o->bank_code, dept_col_text(st, 4));
+		dept_copy(o->agreement_no, sizeof o->agreement_no, dept_col_text(st, 0));
+		dept_copy(o->acc_name, sizeof o->acc_name, dept_col_text(st, 1));
+		dept_copy(o->acc_no, sizeof o->acc_no, dept_col_text(st, 2));
+		dept_copy(o->bank_name, sizeof o->bank_name, dept_col_text(st, 3));
+		dept_copy(o->bank_code, sizeof o->bank_code, dept_col_text(st, 4));
 		o->amount = sqlite3_column_int64(st, 5);
 		o->agreed_ms = sqlite3_column_int64(st, 6);
-		s_copy(hash, 65, dept_col_text(st, 7));
-		s_copy(status, 16, dept_col_text(st, 8));
+		dept_copy(hash, 65, dept_col_text(st, 7));
+		dept_copy(status, 16, dept_col_text(st, 8));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -532,25 +330,25 @@ static int s_agreement_load(sqlite3 *db, const char *contract_no, char hash[65],
 
 static void s_bind_account(sqlite3_stmt *st, int i, const Qiao__V1__BankAccount *a)
 {
-	s_bt(st, i, a ? a->account_name : NULL);
-	s_bt(st, i + 1, a ? a->account_no : NULL);
-	s_bt(st, i + 2, a ? a->bank_name : NULL);
-	s_bt(st, i + 3, a ? a->bank_code : NULL);
+	dept_bind_text(st, i, a ? a->account_name : NULL);
+	dept_bind_text(st, i + 1, a ? a->account_no : NULL);
+	dept_bind_text(st, i + 2, a ? a->bank_name : NULL);
+	dept_bind_text(st, i + 3, a ? a->bank_code : NULL);
 }
 
 static int s_agreement_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 			  const Qiao__V1__EscrowAgreementRequest *m, const char *hash, struct agreement_out *o,
-			  struct fail *f)
+			  struct dept_fail *f)
 {
 	char old_hash[65] = "", status[16] = "";
 	int rc = s_agreement_load(db, m->contract_no, old_hash, status, o);
 	if (rc < 0)
-		return s_dberr(f, d, db, "escrow_agreement");
+		return dept_dberr(f, d, db, "escrow_agreement");
 	if (rc == 1) {
 		if (strcmp(old_hash, hash) != 0)
-			return s_fail(f, E_REJECTED, "contract_no",
-				      "contract %.64s already has escrow agreement %s with other particulars",
-				      m->contract_no, o->agreement_no);
+			return dept_fail(f, E_REJECTED, "contract_no",
+					 "contract %.64s already has escrow agreement %s with other particulars",
+					 m->contract_no, o->agreement_no);
 		if (strcmp(status, "RELEASED") == 0) {
 			snprintf(o->refusal, sizeof o->refusal, "资金监管协议 %s 已解除", o->agreement_no);
 			return 0;
@@ -558,25 +356,25 @@ static int s_agreement_tx(struct dept *d, sqlite3 *db, const struct qiao_request
 		o->agreed = 1;
 		return 0;
 	}
-	sqlite3_stmt *st = s_prep(db, "SELECT filing_no, status, price_fen, with_mortgage, payment_method "
-				      "FROM contract_filing WHERE contract_no = ?1");
+	sqlite3_stmt *st = dept_prep(db, "SELECT filing_no, status, price_fen, with_mortgage, payment_method "
+					 "FROM contract_filing WHERE contract_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "contract_filing");
-	s_bt(st, 1, m->contract_no);
+		return dept_dberr(f, d, db, "contract_filing");
+	dept_bind_text(st, 1, m->contract_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "contract_no", "no filed contract %.64s", m->contract_no);
+		return dept_fail(f, E_NOTFOUND, "contract_no", "no filed contract %.64s", m->contract_no);
 	}
 	int bad_filing = strcmp(dept_col_text(st, 0), m->filing_no) != 0;
 	char fstatus[16];
-	s_copy(fstatus, sizeof fstatus, dept_col_text(st, 1));
+	dept_copy(fstatus, sizeof fstatus, dept_col_text(st, 1));
 	long long price = sqlite3_column_int64(st, 2);
 	int with_mortgage = sqlite3_column_int(st, 3);
 	int method = sqlite3_column_int(st, 4);
 	sqlite3_finalize(st);
 	if (bad_filing)
-		return s_fail(f, E_NOTFOUND, "filing_no", "contract %.64s has no filing %.64s", m->contract_no,
-			      m->filing_no);
+		return dept_fail(f, E_NOTFOUND, "filing_no", "contract %.64s has no filing %.64s", m->contract_no,
+				 m->filing_no);
 	if (strcmp(fstatus, "FILED") != 0) {
 		snprintf(o->refusal, sizeof o->refusal, "网签备案状态为 %s，不予签订资金监管协议", fstatus);
 		return 0;
@@ -584,16 +382,16 @@ static int s_agreement_tx(struct dept *d, sqlite3 *db, const struct qiao_request
 	/* what a 带押过户 and a loan need, now that the filing says which */
 	if (with_mortgage) {
 		if (m->payoff_amount_fen <= 0)
-			return s_fail(f, E_BAD, "payoff_amount_fen", "payoff_amount_fen is required in 带押过户");
+			return dept_fail(f, E_BAD, "payoff_amount_fen", "payoff_amount_fen is required in 带押过户");
 		if (!m->payoff_consent_no[0])
-			return s_fail(f, E_BAD, "payoff_consent_no", "payoff_consent_no is required in 带押过户");
+			return dept_fail(f, E_BAD, "payoff_consent_no", "payoff_consent_no is required in 带押过户");
 		if (!m->payoff_account)
-			return s_fail(f, E_BAD, "payoff_account", "payoff_account is required in 带押过户");
+			return dept_fail(f, E_BAD, "payoff_account", "payoff_account is required in 带押过户");
 		if (!m->old_lender)
-			return s_fail(f, E_BAD, "old_lender", "old_lender is required in 带押过户");
+			return dept_fail(f, E_BAD, "old_lender", "old_lender is required in 带押过户");
 	}
 	if (method != QIAO__V1__PAYMENT_METHOD__PAYMENT_METHOD_FULL && !m->new_lender)
-		return s_fail(f, E_BAD, "new_lender", "new_lender is required when a loan funds the purchase");
+		return dept_fail(f, E_BAD, "new_lender", "new_lender is required when a loan funds the purchase");
 	if (m->escrow_amount_fen > price) {
 		snprintf(o->refusal, sizeof o->refusal, "监管金额 %lld.%02lld 元超过成交价 %lld.%02lld 元",
 			 (long long)m->escrow_amount_fen / 100, (long long)m->escrow_amount_fen % 100, price / 100,
@@ -601,31 +399,31 @@ static int s_agreement_tx(struct dept *d, sqlite3 *db, const struct qiao_request
 		return 0;
 	}
 	/* the escrow bank: the new lender's when it keeps an escrow account */
-	st = s_prep(db, "SELECT account_no, account_name, bank_name, IFNULL(bank_code, '') FROM escrow_bank_account "
-			"WHERE active = 1 ORDER BY (bank_uscc = ?1) DESC, account_no LIMIT 1");
+	st = dept_prep(db, "SELECT account_no, account_name, bank_name, IFNULL(bank_code, '') FROM escrow_bank_account "
+			   "WHERE active = 1 ORDER BY (bank_uscc = ?1) DESC, account_no LIMIT 1");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_bank_account");
-	s_bt(st, 1, m->new_lender ? m->new_lender->id->id : "");
+		return dept_dberr(f, d, db, "escrow_bank_account");
+	dept_bind_text(st, 1, m->new_lender ? m->new_lender->id->id : "");
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_INTERNAL, NULL, "no active escrow account is configured");
+		return dept_fail(f, E_INTERNAL, NULL, "no active escrow account is configured");
 	}
 	char base[48];
-	s_copy(base, sizeof base, dept_col_text(st, 0));
-	s_copy(o->acc_name, sizeof o->acc_name, dept_col_text(st, 1));
-	s_copy(o->bank_name, sizeof o->bank_name, dept_col_text(st, 2));
-	s_copy(o->bank_code, sizeof o->bank_code, dept_col_text(st, 3));
+	dept_copy(base, sizeof base, dept_col_text(st, 0));
+	dept_copy(o->acc_name, sizeof o->acc_name, dept_col_text(st, 1));
+	dept_copy(o->bank_name, sizeof o->bank_name, dept_col_text(st, 2));
+	dept_copy(o->bank_code, sizeof o->bank_code, dept_col_text(st, 3));
 	sqlite3_finalize(st);
-	long long seq = s_next(db, "ZJJG");
+	long long seq = dept_next_seq(db, "ZJJG");
 	if (seq < 0)
-		return s_dberr(f, d, db, "doc_sequence");
+		return dept_dberr(f, d, db, "doc_sequence");
 	char today[11];
 	dept_date(today, 0);
 	snprintf(o->acc_no, sizeof o->acc_no, "%.20s%06lld", base, seq); /* 监管子账号 */
 	snprintf(o->agreement_no, sizeof o->agreement_no, "ZJJG150600-%.4s-%06lld", today, seq);
 	o->amount = m->escrow_amount_fen;
 	o->agreed_ms = qiao_now_ms();
-	st = s_prep(
+	st = dept_prep(
 		db,
 		"INSERT INTO escrow_agreement (agreement_no, contract_no, filing_no, escrow_account_no, "
 		"escrow_account_name, escrow_bank_name, escrow_bank_code, escrow_amount_fen, payoff_amount_fen, "
@@ -636,30 +434,30 @@ static int s_agreement_tx(struct dept *d, sqlite3 *db, const struct qiao_request
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
 		"?21, ?22, ?23, ?24, ?25, ?26, ?8, 'AGREED', ?27, ?28, ?29, ?30)");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_agreement");
-	s_bt(st, 1, o->agreement_no);
-	s_bt(st, 2, m->contract_no);
-	s_bt(st, 3, m->filing_no);
-	s_bt(st, 4, o->acc_no);
-	s_bt(st, 5, o->acc_name);
-	s_bt(st, 6, o->bank_name);
-	s_bt(st, 7, o->bank_code);
-	s_bi(st, 8, m->escrow_amount_fen);
-	s_bi(st, 9, m->payoff_amount_fen);
-	s_bt(st, 10, m->payoff_consent_no);
+		return dept_dberr(f, d, db, "escrow_agreement");
+	dept_bind_text(st, 1, o->agreement_no);
+	dept_bind_text(st, 2, m->contract_no);
+	dept_bind_text(st, 3, m->filing_no);
+	dept_bind_text(st, 4, o->acc_no);
+	dept_bind_text(st, 5, o->acc_name);
+	dept_bind_text(st, 6, o->bank_name);
+	dept_bind_text(st, 7, o->bank_code);
+	dept_bind_int(st, 8, m->escrow_amount_fen);
+	dept_bind_int(st, 9, m->payoff_amount_fen);
+	dept_bind_text(st, 10, m->payoff_consent_no);
 	s_bind_account(st, 11, m->payoff_account);
 	s_bind_account(st, 15, m->seller_account);
 	s_bind_account(st, 19, m->refund_account);
-	s_bt(st, 23, m->old_lender ? m->old_lender->name : NULL);
-	s_bt(st, 24, m->old_lender ? m->old_lender->id->id : NULL);
-	s_bt(st, 25, m->new_lender ? m->new_lender->name : NULL);
-	s_bt(st, 26, m->new_lender ? m->new_lender->id->id : NULL);
-	s_bi(st, 27, o->agreed_ms);
-	s_bt(st, 28, hash);
-	s_bt(st, 29, req->requester);
-	s_bt(st, 30, s_case(req));
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "escrow_agreement insert");
+	dept_bind_text(st, 23, m->old_lender ? m->old_lender->name : NULL);
+	dept_bind_text(st, 24, m->old_lender ? m->old_lender->id->id : NULL);
+	dept_bind_text(st, 25, m->new_lender ? m->new_lender->name : NULL);
+	dept_bind_text(st, 26, m->new_lender ? m->new_lender->id->id : NULL);
+	dept_bind_int(st, 27, o->agreed_ms);
+	dept_bind_text(st, 28, hash);
+	dept_bind_text(st, 29, req->requester);
+	dept_bind_text(st, 30, dept_case_id(req));
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "escrow_agreement insert");
 	o->agreed = 1;
 	return 0;
 }
@@ -668,8 +466,8 @@ static void on_escrow_agreement(struct dept *d, const struct qiao_request *req, 
 				struct qiao_responder *r)
 {
 	const Qiao__V1__EscrowAgreementRequest *m = (const Qiao__V1__EscrowAgreementRequest *)body;
-	if (s_text(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
-	    s_text(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
+	if (dept_check_printable(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
 	    s_positive(&r, m->escrow_amount_fen, "escrow_amount_fen") != 0)
 		return;
 	if (m->payoff_amount_fen < 0 || m->payoff_amount_fen > MAX_FEN) {
@@ -682,17 +480,17 @@ static void on_escrow_agreement(struct dept *d, const struct qiao_request *req, 
 			   (long long)m->escrow_amount_fen, (long long)m->payoff_amount_fen);
 		return;
 	}
-	if (s_text(&r, m->payoff_consent_no, "payoff_consent_no", 64, 1) != 0 ||
-	    (m->payoff_account && s_account(&r, m->payoff_account, "payoff_account") != 0) ||
-	    s_account(&r, m->seller_account, "seller_account") != 0 ||
-	    s_account(&r, m->refund_account, "refund_account") != 0 ||
-	    (m->old_lender && s_party(&r, m->old_lender, "old_lender", 1) != 0) ||
-	    (m->new_lender && s_party(&r, m->new_lender, "new_lender", 1) != 0))
+	if (dept_check_printable(&r, m->payoff_consent_no, "payoff_consent_no", 64, 1) != 0 ||
+	    (m->payoff_account && dept_check_account(&r, m->payoff_account, "payoff_account") != 0) ||
+	    dept_check_account(&r, m->seller_account, "seller_account") != 0 ||
+	    dept_check_account(&r, m->refund_account, "refund_account") != 0 ||
+	    (m->old_lender && dept_check_party(&r, m->old_lender, "old_lender", 1) != 0) ||
+	    (m->new_lender && dept_check_party(&r, m->new_lender, "new_lender", 1) != 0))
 		return;
 	char hash[65];
-	s_body_hash(req, hash);
+	dept_body_hash(req, hash);
 	struct agreement_out o = {0};
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db;
 	int rc;
 	IN_TX(d, db, &f, s_agreement_tx(d, db, req, m, hash, &o, &f));
@@ -728,47 +526,48 @@ struct payment_out {
 
 static int s_payment_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 			const Qiao__V1__EscrowPaymentRequest *m, const char *new_cert, const char *hash,
-			struct payment_out *o, struct fail *f)
+			struct payment_out *o, struct dept_fail *f)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT request_hash, transaction_no, amount_fen, paid_ms, balance_after_fen "
-				      "FROM escrow_payment WHERE payment_no = ?1");
+	sqlite3_stmt *st = dept_prep(db, "SELECT request_hash, transaction_no, amount_fen, paid_ms, balance_after_fen "
+					 "FROM escrow_payment WHERE payment_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_payment");
-	s_bt(st, 1, m->payment_no);
+		return dept_dberr(f, d, db, "escrow_payment");
+	dept_bind_text(st, 1, m->payment_no);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		int same = strcmp(dept_col_text(st, 0), hash) == 0;
-		s_copy(o->transaction_no, sizeof o->transaction_no, dept_col_text(st, 1));
+		dept_copy(o->transaction_no, sizeof o->transaction_no, dept_col_text(st, 1));
 		o->amount = sqlite3_column_int64(st, 2);
 		o->paid_ms = sqlite3_column_int64(st, 3);
 		o->balance = sqlite3_column_int64(st, 4);
 		sqlite3_finalize(st);
 		if (!same)
-			return s_fail(f, E_REJECTED, "payment_no",
-				      "payment_no %.64s was already used for another payment", m->payment_no);
+			return dept_fail(f, E_REJECTED, "payment_no",
+					 "payment_no %.64s was already used for another payment", m->payment_no);
 		o->paid = 1;
 		return 0;
 	}
 	sqlite3_finalize(st);
-	st = s_prep(db, "SELECT status, balance_fen, payoff_amount_fen, IFNULL(payoff_account_no, ''), "
-			"IFNULL(payoff_account_name, ''), seller_account_no, seller_account_name, contract_no, "
-			"(SELECT COUNT(*) FROM escrow_payment p WHERE p.agreement_no = a.agreement_no AND p.kind = 1) "
-			"FROM escrow_agreement a WHERE agreement_no = ?1");
+	st = dept_prep(db,
+		       "SELECT status, balance_fen, payoff_amount_fen, IFNULL(payoff_account_no, ''), "
+		       "IFNULL(payoff_account_name, ''), seller_account_no, seller_account_name, contract_no, "
+		       "(SELECT COUNT(*) FROM escrow_payment p WHERE p.agreement_no = a.agreement_no AND p.kind = 1) "
+		       "FROM escrow_agreement a WHERE agreement_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_agreement");
-	s_bt(st, 1, m->agreement_no);
+		return dept_dberr(f, d, db, "escrow_agreement");
+	dept_bind_text(st, 1, m->agreement_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "agreement_no", "no escrow agreement %.64s", m->agreement_no);
+		return dept_fail(f, E_NOTFOUND, "agreement_no", "no escrow agreement %.64s", m->agreement_no);
 	}
 	char status[16], pay_no[48], pay_name[128], sel_no[48], sel_name[128], contract[72];
-	s_copy(status, sizeof status, dept_col_text(st, 0));
+	dept_copy(status, sizeof status, dept_col_text(st, 0));
 	long long balance = sqlite3_column_int64(st, 1);
 	long long payoff = sqlite3_column_int64(st, 2);
-	s_copy(pay_no, sizeof pay_no, dept_col_text(st, 3));
-	s_copy(pay_name, sizeof pay_name, dept_col_text(st, 4));
-	s_copy(sel_no, sizeof sel_no, dept_col_text(st, 5));
-	s_copy(sel_name, sizeof sel_name, dept_col_text(st, 6));
-	s_copy(contract, sizeof contract, dept_col_text(st, 7));
+	dept_copy(pay_no, sizeof pay_no, dept_col_text(st, 3));
+	dept_copy(pay_name, sizeof pay_name, dept_col_text(st, 4));
+	dept_copy(sel_no, sizeof sel_no, dept_col_text(st, 5));
+	dept_copy(sel_name, sizeof sel_name, dept_col_text(st, 6));
+	dept_copy(contract, sizeof contract, dept_col_text(st, 7));
 	int payoff_done = sqlite3_column_int(st, 8) > 0;
 	sqlite3_finalize(st);
 	int is_payoff = m->kind == QIAO__V1__ESCROW_PAYMENT_KIND__ESCROW_PAYMENT_KIND_PAYOFF;
@@ -798,9 +597,9 @@ static int s_payment_tx(struct dept *d, sqlite3 *db, const struct qiao_request *
 		o->balance = balance;
 		return 0;
 	}
-	long long seq = s_next(db, "ZF");
+	long long seq = dept_next_seq(db, "ZF");
 	if (seq < 0)
-		return s_dberr(f, d, db, "doc_sequence");
+		return dept_dberr(f, d, db, "doc_sequence");
 	char today[11];
 	dept_date(today, 0);
 	snprintf(o->transaction_no, sizeof o->transaction_no, "JGZF%.4s%.2s%.2s%08lld", today, today + 5, today + 8,
@@ -808,48 +607,48 @@ static int s_payment_tx(struct dept *d, sqlite3 *db, const struct qiao_request *
 	o->amount = m->amount_fen;
 	o->paid_ms = qiao_now_ms();
 	o->balance = balance - m->amount_fen;
-	st = s_prep(db,
-		    "INSERT INTO escrow_payment (payment_no, agreement_no, kind, payee_name, payee_account_no, "
+	st = dept_prep(
+		db, "INSERT INTO escrow_payment (payment_no, agreement_no, kind, payee_name, payee_account_no, "
 		    "payee_bank_name, amount_fen, new_cert_no, cancellation_slbh, transaction_no, paid_ms, "
 		    "balance_after_fen, request_hash, requester, case_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
 		    "?10, ?11, ?12, ?13, ?14, ?15)");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_payment");
-	s_bt(st, 1, m->payment_no);
-	s_bt(st, 2, m->agreement_no);
-	s_bi(st, 3, m->kind);
-	s_bt(st, 4, m->payee->account_name);
-	s_bt(st, 5, m->payee->account_no);
-	s_bt(st, 6, m->payee->bank_name);
-	s_bi(st, 7, m->amount_fen);
-	s_bt(st, 8, new_cert);
-	s_bt(st, 9, m->cancellation_slbh);
-	s_bt(st, 10, o->transaction_no);
-	s_bi(st, 11, o->paid_ms);
-	s_bi(st, 12, o->balance);
-	s_bt(st, 13, hash);
-	s_bt(st, 14, req->requester);
-	s_bt(st, 15, s_case(req));
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "escrow_payment insert");
-	st = s_prep(db, "UPDATE escrow_agreement SET balance_fen = ?2, paid_out_fen = paid_out_fen + ?3, "
-			"status = CASE WHEN ?2 = 0 THEN 'COMPLETED' ELSE status END WHERE agreement_no = ?1");
+		return dept_dberr(f, d, db, "escrow_payment");
+	dept_bind_text(st, 1, m->payment_no);
+	dept_bind_text(st, 2, m->agreement_no);
+	dept_bind_int(st, 3, m->kind);
+	dept_bind_text(st, 4, m->payee->account_name);
+	dept_bind_text(st, 5, m->payee->account_no);
+	dept_bind_text(st, 6, m->payee->bank_name);
+	dept_bind_int(st, 7, m->amount_fen);
+	dept_bind_text(st, 8, new_cert);
+	dept_bind_text(st, 9, m->cancellation_slbh);
+	dept_bind_text(st, 10, o->transaction_no);
+	dept_bind_int(st, 11, o->paid_ms);
+	dept_bind_int(st, 12, o->balance);
+	dept_bind_text(st, 13, hash);
+	dept_bind_text(st, 14, req->requester);
+	dept_bind_text(st, 15, dept_case_id(req));
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "escrow_payment insert");
+	st = dept_prep(db, "UPDATE escrow_agreement SET balance_fen = ?2, paid_out_fen = paid_out_fen + ?3, "
+			   "status = CASE WHEN ?2 = 0 THEN 'COMPLETED' ELSE status END WHERE agreement_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_agreement");
-	s_bt(st, 1, m->agreement_no);
-	s_bi(st, 2, o->balance);
-	s_bi(st, 3, m->amount_fen);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "escrow_agreement update");
+		return dept_dberr(f, d, db, "escrow_agreement");
+	dept_bind_text(st, 1, m->agreement_no);
+	dept_bind_int(st, 2, o->balance);
+	dept_bind_int(st, 3, m->amount_fen);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "escrow_agreement update");
 	/* the payment's evidence: the transfer is registered */
-	st = s_prep(db, "UPDATE contract_filing SET status = 'REGISTERED', new_cert_no = ?2 WHERE contract_no = ?1 "
-			"AND status = 'FILED'");
+	st = dept_prep(db, "UPDATE contract_filing SET status = 'REGISTERED', new_cert_no = ?2 WHERE contract_no = ?1 "
+			   "AND status = 'FILED'");
 	if (!st)
-		return s_dberr(f, d, db, "contract_filing");
-	s_bt(st, 1, contract);
-	s_bt(st, 2, new_cert);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "contract_filing update");
+		return dept_dberr(f, d, db, "contract_filing");
+	dept_bind_text(st, 1, contract);
+	dept_bind_text(st, 2, new_cert);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "contract_filing update");
 	o->paid = 1;
 	return 0;
 }
@@ -858,23 +657,24 @@ static void on_escrow_payment(struct dept *d, const struct qiao_request *req, co
 			      struct qiao_responder *r)
 {
 	const Qiao__V1__EscrowPaymentRequest *m = (const Qiao__V1__EscrowPaymentRequest *)body;
-	if (s_text(&r, m->agreement_no, "agreement_no", 64, 0) != 0 || s_key(&r, m->payment_no, "payment_no") != 0)
+	if (dept_check_printable(&r, m->agreement_no, "agreement_no", 64, 0) != 0 ||
+	    dept_check_ref(&r, m->payment_no, "payment_no") != 0)
 		return;
 	if (m->kind != QIAO__V1__ESCROW_PAYMENT_KIND__ESCROW_PAYMENT_KIND_PAYOFF &&
 	    m->kind != QIAO__V1__ESCROW_PAYMENT_KIND__ESCROW_PAYMENT_KIND_REMAINDER) {
 		dept_error(&r, E_BAD, "kind", "kind: PAYOFF or REMAINDER");
 		return;
 	}
-	if (s_account(&r, m->payee, "payee") != 0 || s_positive(&r, m->amount_fen, "amount_fen") != 0 ||
+	if (dept_check_account(&r, m->payee, "payee") != 0 || s_positive(&r, m->amount_fen, "amount_fen") != 0 ||
 	    dept_check_id(&r, QIAO_ID_CERT, m->new_cert_no, "new_cert_no", 0) != 0 ||
-	    s_text(&r, m->cancellation_slbh, "cancellation_slbh", 64,
-		   m->kind != QIAO__V1__ESCROW_PAYMENT_KIND__ESCROW_PAYMENT_KIND_REMAINDER) != 0)
+	    dept_check_printable(&r, m->cancellation_slbh, "cancellation_slbh", 64,
+				 m->kind != QIAO__V1__ESCROW_PAYMENT_KIND__ESCROW_PAYMENT_KIND_REMAINDER) != 0)
 		return;
 	char cert[128], hash[65];
-	s_norm_cert(m->new_cert_no, cert, sizeof cert);
-	s_body_hash(req, hash);
+	dept_norm_id(QIAO_ID_CERT, m->new_cert_no, cert, sizeof cert);
+	dept_body_hash(req, hash);
 	struct payment_out o = {0};
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db;
 	int rc;
 	IN_TX(d, db, &f, s_payment_tx(d, db, req, m, cert, hash, &o, &f));
@@ -906,19 +706,19 @@ struct release_out {
 };
 
 static int s_release_tx(struct dept *d, sqlite3 *db, const Qiao__V1__EscrowRelease *m, struct release_out *o,
-			struct fail *f)
+			struct dept_fail *f)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT status, balance_fen, paid_out_fen, IFNULL(released_ms, 0), "
-				      "IFNULL(refunded_fen, 0) FROM escrow_agreement WHERE agreement_no = ?1");
+	sqlite3_stmt *st = dept_prep(db, "SELECT status, balance_fen, paid_out_fen, IFNULL(released_ms, 0), "
+					 "IFNULL(refunded_fen, 0) FROM escrow_agreement WHERE agreement_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_agreement");
-	s_bt(st, 1, m->agreement_no);
+		return dept_dberr(f, d, db, "escrow_agreement");
+	dept_bind_text(st, 1, m->agreement_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "agreement_no", "no escrow agreement %.64s", m->agreement_no);
+		return dept_fail(f, E_NOTFOUND, "agreement_no", "no escrow agreement %.64s", m->agreement_no);
 	}
 	char status[16];
-	s_copy(status, sizeof status, dept_col_text(st, 0));
+	dept_copy(status, sizeof status, dept_col_text(st, 0));
 	long long balance = sqlite3_column_int64(st, 1), paid_out = sqlite3_column_int64(st, 2);
 	o->when = sqlite3_column_int64(st, 3);
 	o->refunded = sqlite3_column_int64(st, 4);
@@ -934,17 +734,17 @@ static int s_release_tx(struct dept *d, sqlite3 *db, const Qiao__V1__EscrowRelea
 	}
 	o->when = qiao_now_ms();
 	o->refunded = balance;
-	st = s_prep(db, "UPDATE escrow_agreement SET status = 'RELEASED', balance_fen = 0, released_ms = ?2, "
-			"refunded_fen = ?3, release_reason = ?4, release_note = ?5 WHERE agreement_no = ?1");
+	st = dept_prep(db, "UPDATE escrow_agreement SET status = 'RELEASED', balance_fen = 0, released_ms = ?2, "
+			   "refunded_fen = ?3, release_reason = ?4, release_note = ?5 WHERE agreement_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "escrow_agreement");
-	s_bt(st, 1, m->agreement_no);
-	s_bi(st, 2, o->when);
-	s_bi(st, 3, o->refunded);
-	s_bi(st, 4, m->reason);
-	s_bt(st, 5, m->reason_note);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "escrow_agreement release");
+		return dept_dberr(f, d, db, "escrow_agreement");
+	dept_bind_text(st, 1, m->agreement_no);
+	dept_bind_int(st, 2, o->when);
+	dept_bind_int(st, 3, o->refunded);
+	dept_bind_int(st, 4, m->reason);
+	dept_bind_text(st, 5, m->reason_note);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "escrow_agreement release");
 	o->released = 1;
 	return 0;
 }
@@ -954,10 +754,11 @@ static void on_escrow_release(struct dept *d, const struct qiao_request *req, co
 {
 	(void)req;
 	const Qiao__V1__EscrowRelease *m = (const Qiao__V1__EscrowRelease *)body;
-	if (s_text(&r, m->agreement_no, "agreement_no", 64, 0) != 0 || s_reason(&r, m->reason, m->reason_note) != 0)
+	if (dept_check_printable(&r, m->agreement_no, "agreement_no", 64, 0) != 0 ||
+	    dept_check_unwind_reason(&r, m->reason, m->reason_note, "reason") != 0)
 		return;
 	struct release_out o = {0};
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db;
 	int rc;
 	IN_TX(d, db, &f, s_release_tx(d, db, m, &o, &f));
@@ -976,27 +777,27 @@ static void on_escrow_release(struct dept *d, const struct qiao_request *req, co
 /* ---- filing-cancellation.v1 --------------------------------------------- */
 
 static int s_cancel_tx(struct dept *d, sqlite3 *db, const Qiao__V1__FilingCancellation *m, int *cancelled,
-		       long long *when, char *refusal, size_t rn, struct fail *f)
+		       long long *when, char *refusal, size_t rn, struct dept_fail *f)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT contract_no, status, IFNULL(cancelled_ms, 0), "
-				      "(SELECT status FROM escrow_agreement e WHERE e.contract_no = c.contract_no) "
-				      "FROM contract_filing c WHERE filing_no = ?1");
+	sqlite3_stmt *st = dept_prep(db, "SELECT contract_no, status, IFNULL(cancelled_ms, 0), "
+					 "(SELECT status FROM escrow_agreement e WHERE e.contract_no = c.contract_no) "
+					 "FROM contract_filing c WHERE filing_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "contract_filing");
-	s_bt(st, 1, m->filing_no);
+		return dept_dberr(f, d, db, "contract_filing");
+	dept_bind_text(st, 1, m->filing_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "filing_no", "no filing %.64s", m->filing_no);
+		return dept_fail(f, E_NOTFOUND, "filing_no", "no filing %.64s", m->filing_no);
 	}
 	int other = strcmp(dept_col_text(st, 0), m->contract_no) != 0;
 	char status[16], escrow[16];
-	s_copy(status, sizeof status, dept_col_text(st, 1));
+	dept_copy(status, sizeof status, dept_col_text(st, 1));
 	*when = sqlite3_column_int64(st, 2);
-	s_copy(escrow, sizeof escrow, dept_col_text(st, 3));
+	dept_copy(escrow, sizeof escrow, dept_col_text(st, 3));
 	sqlite3_finalize(st);
 	if (other)
-		return s_fail(f, E_REJECTED, "contract_no", "filing %.64s is not of contract %.64s", m->filing_no,
-			      m->contract_no);
+		return dept_fail(f, E_REJECTED, "contract_no", "filing %.64s is not of contract %.64s", m->filing_no,
+				 m->contract_no);
 	if (strcmp(status, "CANCELLED") == 0) {
 		*cancelled = 1;
 		return 0;
@@ -1011,16 +812,16 @@ static int s_cancel_tx(struct dept *d, sqlite3 *db, const Qiao__V1__FilingCancel
 		return 0;
 	}
 	*when = qiao_now_ms();
-	st = s_prep(db, "UPDATE contract_filing SET status = 'CANCELLED', cancelled_ms = ?2, cancel_reason = ?3, "
-			"cancel_note = ?4 WHERE filing_no = ?1");
+	st = dept_prep(db, "UPDATE contract_filing SET status = 'CANCELLED', cancelled_ms = ?2, cancel_reason = ?3, "
+			   "cancel_note = ?4 WHERE filing_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "contract_filing");
-	s_bt(st, 1, m->filing_no);
-	s_bi(st, 2, *when);
-	s_bi(st, 3, m->reason);
-	s_bt(st, 4, m->reason_note);
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "contract_filing cancel");
+		return dept_dberr(f, d, db, "contract_filing");
+	dept_bind_text(st, 1, m->filing_no);
+	dept_bind_int(st, 2, *when);
+	dept_bind_int(st, 3, m->reason);
+	dept_bind_text(st, 4, m->reason_note);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "contract_filing cancel");
 	*cancelled = 1;
 	return 0;
 }
@@ -1030,13 +831,14 @@ static void on_filing_cancellation(struct dept *d, const struct qiao_request *re
 {
 	(void)req;
 	const Qiao__V1__FilingCancellation *m = (const Qiao__V1__FilingCancellation *)body;
-	if (s_text(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
-	    s_text(&r, m->contract_no, "contract_no", 64, 0) != 0 || s_reason(&r, m->reason, m->reason_note) != 0)
+	if (dept_check_printable(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
+	    dept_check_unwind_reason(&r, m->reason, m->reason_note, "reason") != 0)
 		return;
 	int cancelled = 0;
 	long long when = 0;
 	char refusal[300] = "";
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db;
 	int rc;
 	IN_TX(d, db, &f, s_cancel_tx(d, db, m, &cancelled, &when, refusal, sizeof refusal, &f));

@@ -15,14 +15,12 @@
  *
  * Amounts are integer fen; base × rate is rounded half up to the fen.
  */
-#include <ctype.h>
-#include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dept.h"
+#include "dept_util.h"
 #include "housing.pb-c.h"
 #include "qiao_envelope.h"
 #include "tax.pb-c.h"
@@ -37,112 +35,7 @@
 #define MAX_ITEMS 64
 #define MAX_RATES 128
 
-/* ---- small helpers (as in the other department adapters) ---------------- */
-
-struct fail {
-	int code;
-	const char *field;
-	char msg[480];
-};
-
-static int s_fail(struct fail *f, int code, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int s_fail(struct fail *f, int code, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-	va_end(ap);
-	f->code = code;
-	f->field = field;
-	return -1;
-}
-
-static int s_dberr(struct fail *f, struct dept *d, sqlite3 *db, const char *what)
-{
-	dept_log(d, "database: %s: %s", what, sqlite3_errmsg(db));
-	return s_fail(f, E_INTERNAL, NULL, "database error (%s)", what);
-}
-
-static sqlite3_stmt *s_prep(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-static void s_bt(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s && s[0])
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void s_bi(sqlite3_stmt *st, int i, long long v)
-{
-	sqlite3_bind_int64(st, i, v);
-}
-
-static int s_exec(sqlite3 *db, const char *sql)
-{
-	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-static int s_run(sqlite3_stmt *st)
-{
-	int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void s_copy(char *dst, size_t n, const char *src)
-{
-	snprintf(dst, n, "%s", src ? src : "");
-}
-
-/* The next value of sequence `seq` (1, 2, ...), or -1. */
-static long long s_next(sqlite3 *db, const char *seq)
-{
-	sqlite3_stmt *st = s_prep(db, "INSERT INTO doc_sequence (seq_name, next_value) VALUES (?1, 2) "
-				      "ON CONFLICT (seq_name) DO UPDATE SET next_value = next_value + 1 "
-				      "RETURNING next_value - 1");
-	if (!st)
-		return -1;
-	s_bt(st, 1, seq);
-	long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	sqlite3_finalize(st);
-	return v;
-}
-
-static void s_body_hash(const struct qiao_request *req, char out[65])
-{
-	uint8_t h[32];
-	crypto_hash_sha256(h, req->body ? req->body : (const uint8_t *)"", req->body_len);
-	qiao_hex(h, sizeof h, out);
-}
-
-static const char *s_case(const struct qiao_request *req)
-{
-	return req->hdr->case_id ? req->hdr->case_id : "";
-}
-
-static int s_text(struct qiao_responder **r, const char *v, const char *field, long max, int optional)
-{
-	if ((!v || !v[0]) && optional)
-		return 0;
-	if (dept_check_text(r, v, field, max) != 0)
-		return -1;
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-		if (*p < 0x20 || *p == 0x7f) {
-			dept_error(r, E_BAD, field, "%s: control characters are not allowed", field);
-			return -1;
-		}
-	return 0;
-}
+/* ---- small helpers (the shared ones are in dept_util.h) ----------------- */
 
 static int s_positive(struct qiao_responder **r, long long v, const char *field)
 {
@@ -151,32 +44,6 @@ static int s_positive(struct qiao_responder **r, long long v, const char *field)
 		return -1;
 	}
 	return 0;
-}
-
-static int s_party(struct qiao_responder **r, const Qiao__V1__Party *p, const char *field)
-{
-	char f[96];
-	if (!p) {
-		dept_error(r, E_BAD, field, "%s is required", field);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.name", field);
-	if (s_text(r, p->name, f, 100, 0) != 0)
-		return -1;
-	snprintf(f, sizeof f, "%s.id.type", field);
-	if (!p->id ||
-	    (p->id->type != QIAO__V1__SUBJECT_TYPE__RESIDENT_ID && p->id->type != QIAO__V1__SUBJECT_TYPE__USCC)) {
-		dept_error(r, E_BAD, f, "%s must be RESIDENT_ID or USCC", f);
-		return -1;
-	}
-	snprintf(f, sizeof f, "%s.id.id", field);
-	return dept_check_id(r, p->id->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID ? QIAO_ID_RESIDENT : QIAO_ID_USCC,
-			     p->id->id, f, 0);
-}
-
-static const char *s_party_type(const Qiao__V1__Party *p)
-{
-	return p->id->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID ? "RESIDENT_ID" : "USCC";
 }
 
 /* Sellers and buyers: 1..32 each, valid, nobody twice. */
@@ -194,12 +61,12 @@ static int s_parties(struct qiao_responder **r, Qiao__V1__Party *const *sellers,
 	char f[32];
 	for (size_t i = 0; i < ns; i++) {
 		snprintf(f, sizeof f, "sellers[%zu]", i);
-		if (s_party(r, sellers[i], f) != 0)
+		if (dept_check_party(r, sellers[i], f, 0) != 0)
 			return -1;
 	}
 	for (size_t i = 0; i < nb; i++) {
 		snprintf(f, sizeof f, "buyers[%zu]", i);
-		if (s_party(r, buyers[i], f) != 0)
+		if (dept_check_party(r, buyers[i], f, 0) != 0)
 			return -1;
 	}
 	for (size_t i = 0; i < ns + nb; i++)
@@ -213,20 +80,6 @@ static int s_parties(struct qiao_responder **r, Qiao__V1__Party *const *sellers,
 			}
 		}
 	return 0;
-}
-
-static void s_norm_cert(const char *in, char *out, size_t n)
-{
-	char why[8];
-	if (qiao_id_check_cert(in, out, n, why, sizeof why) != 0)
-		s_copy(out, n, in);
-}
-
-/* a × ppm / 10^6, half up. */
-static long long s_ppm(long long a, long long ppm)
-{
-	__int128 x = (__int128)a * ppm;
-	return (long long)((x + 500000) / 1000000);
 }
 
 /* Full years from "YYYY-MM-DD" `from` to `to`; -1 when either is bad. */
@@ -277,13 +130,14 @@ static int s_rate_applies(const struct rate *t, const struct facts *x)
 
 static int s_load_rates(sqlite3 *db, const char *today, struct rate *rt, size_t *n)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT rate_id, tax_type, tax_name, payer_role, base, rate_ppm, area_min_dm2, "
-				      "area_max_dm2, homes_min, homes_max, hold_min_years, hold_max_years, only_home "
-				      "FROM tax_rate WHERE effective_from <= ?1 AND (effective_to IS NULL OR "
-				      "effective_to >= ?1) ORDER BY tax_type, payer_role, rate_id");
+	sqlite3_stmt *st = dept_prep(db,
+				     "SELECT rate_id, tax_type, tax_name, payer_role, base, rate_ppm, area_min_dm2, "
+				     "area_max_dm2, homes_min, homes_max, hold_min_years, hold_max_years, only_home "
+				     "FROM tax_rate WHERE effective_from <= ?1 AND (effective_to IS NULL OR "
+				     "effective_to >= ?1) ORDER BY tax_type, payer_role, rate_id");
 	if (!st)
 		return -1;
-	s_bt(st, 1, today);
+	dept_bind_text(st, 1, today);
 	*n = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < MAX_RATES) {
@@ -291,9 +145,9 @@ static int s_load_rates(sqlite3 *db, const char *today, struct rate *rt, size_t 
 		memset(t, 0, sizeof *t);
 		t->id = sqlite3_column_int64(st, 0);
 		t->type = sqlite3_column_int(st, 1);
-		s_copy(t->name, sizeof t->name, dept_col_text(st, 2));
-		s_copy(t->role, sizeof t->role, dept_col_text(st, 3));
-		s_copy(t->base, sizeof t->base, dept_col_text(st, 4));
+		dept_copy(t->name, sizeof t->name, dept_col_text(st, 2));
+		dept_copy(t->role, sizeof t->role, dept_col_text(st, 3));
+		dept_copy(t->base, sizeof t->base, dept_col_text(st, 4));
 		t->ppm = sqlite3_column_int64(st, 5);
 		int *has[7] = {&t->has_amin, &t->has_amax, &t->has_hmin, &t->has_hmax,
 			       &t->has_ymin, &t->has_ymax, &t->has_only};
@@ -327,47 +181,47 @@ struct clearance {
 
 static int s_clearance_load(sqlite3 *db, const char *contract_no, char hash[65], struct clearance *c)
 {
-	sqlite3_stmt *st = s_prep(db, "SELECT assessment_no, contract_no, unit_no, status, assessed_price_fen, "
-				      "total_due_fen, total_paid_fen, IFNULL(cleared_ms, 0), request_hash "
-				      "FROM tax_assessment WHERE contract_no = ?1");
+	sqlite3_stmt *st = dept_prep(db, "SELECT assessment_no, contract_no, unit_no, status, assessed_price_fen, "
+					 "total_due_fen, total_paid_fen, IFNULL(cleared_ms, 0), request_hash "
+					 "FROM tax_assessment WHERE contract_no = ?1");
 	if (!st)
 		return -1;
-	s_bt(st, 1, contract_no);
+	dept_bind_text(st, 1, contract_no);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		s_copy(c->assessment_no, sizeof c->assessment_no, dept_col_text(st, 0));
-		s_copy(c->contract_no, sizeof c->contract_no, dept_col_text(st, 1));
-		s_copy(c->unit_no, sizeof c->unit_no, dept_col_text(st, 2));
-		s_copy(c->status, sizeof c->status, dept_col_text(st, 3));
+		dept_copy(c->assessment_no, sizeof c->assessment_no, dept_col_text(st, 0));
+		dept_copy(c->contract_no, sizeof c->contract_no, dept_col_text(st, 1));
+		dept_copy(c->unit_no, sizeof c->unit_no, dept_col_text(st, 2));
+		dept_copy(c->status, sizeof c->status, dept_col_text(st, 3));
 		c->assessed = sqlite3_column_int64(st, 4);
 		c->due = sqlite3_column_int64(st, 5);
 		c->paid = sqlite3_column_int64(st, 6);
 		c->cleared = sqlite3_column_int64(st, 7);
-		s_copy(hash, 65, dept_col_text(st, 8));
+		dept_copy(hash, 65, dept_col_text(st, 8));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? 0 : -1;
-	st = s_prep(db,
-		    "SELECT tax_type, tax_name, payer_name, payer_id_type, payer_id_no, taxable_base_fen, rate_ppm, "
-		    "amount_due_fen, amount_paid_fen, IFNULL(voucher_no, ''), IFNULL(paid_ms, 0) FROM tax_item "
-		    "WHERE assessment_no = ?1 ORDER BY seq");
+	st = dept_prep(db,
+		       "SELECT tax_type, tax_name, payer_name, payer_id_type, payer_id_no, taxable_base_fen, rate_ppm, "
+		       "amount_due_fen, amount_paid_fen, IFNULL(voucher_no, ''), IFNULL(paid_ms, 0) FROM tax_item "
+		       "WHERE assessment_no = ?1 ORDER BY seq");
 	if (!st)
 		return -1;
-	s_bt(st, 1, c->assessment_no);
+	dept_bind_text(st, 1, c->assessment_no);
 	c->n = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && c->n < MAX_ITEMS) {
 		size_t i = c->n++;
 		c->it[i].type = sqlite3_column_int(st, 0);
-		s_copy(c->it[i].name, sizeof c->it[i].name, dept_col_text(st, 1));
-		s_copy(c->it[i].payer_name, sizeof c->it[i].payer_name, dept_col_text(st, 2));
-		s_copy(c->it[i].payer_type, sizeof c->it[i].payer_type, dept_col_text(st, 3));
-		s_copy(c->it[i].payer_id, sizeof c->it[i].payer_id, dept_col_text(st, 4));
+		dept_copy(c->it[i].name, sizeof c->it[i].name, dept_col_text(st, 1));
+		dept_copy(c->it[i].payer_name, sizeof c->it[i].payer_name, dept_col_text(st, 2));
+		dept_copy(c->it[i].payer_type, sizeof c->it[i].payer_type, dept_col_text(st, 3));
+		dept_copy(c->it[i].payer_id, sizeof c->it[i].payer_id, dept_col_text(st, 4));
 		c->it[i].base = sqlite3_column_int64(st, 5);
 		c->it[i].ppm = sqlite3_column_int64(st, 6);
 		c->it[i].due = sqlite3_column_int64(st, 7);
 		c->it[i].paid = sqlite3_column_int64(st, 8);
-		s_copy(c->it[i].voucher, sizeof c->it[i].voucher, dept_col_text(st, 9));
+		dept_copy(c->it[i].voucher, sizeof c->it[i].voucher, dept_col_text(st, 9));
 		c->it[i].paid_ms = sqlite3_column_int64(st, 10);
 	}
 	sqlite3_finalize(st);
@@ -376,30 +230,31 @@ static int s_clearance_load(sqlite3 *db, const char *contract_no, char hash[65],
 
 /* Outstanding arrears of any party: REJECTED naming it. */
 static int s_check_arrears(struct dept *d, sqlite3 *db, Qiao__V1__Party *const *ps, size_t n, const char *role,
-			   const char *label, char *field, size_t fieldlen, struct fail *f)
+			   const char *label, char *field, size_t fieldlen, struct dept_fail *f)
 {
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *st = s_prep(db, "SELECT COUNT(*), IFNULL(SUM(amount_fen), 0), IFNULL(MIN(tax_name), ''), "
-					      "IFNULL(MIN(period), '') FROM tax_arrears WHERE id_no = ?1 AND "
-					      "status = 'OUTSTANDING'");
+		sqlite3_stmt *st = dept_prep(db,
+					     "SELECT COUNT(*), IFNULL(SUM(amount_fen), 0), IFNULL(MIN(tax_name), ''), "
+					     "IFNULL(MIN(period), '') FROM tax_arrears WHERE id_no = ?1 AND "
+					     "status = 'OUTSTANDING'");
 		if (!st)
-			return s_dberr(f, d, db, "tax_arrears");
-		s_bt(st, 1, ps[i]->id->id);
+			return dept_dberr(f, d, db, "tax_arrears");
+		dept_bind_text(st, 1, ps[i]->id->id);
 		int hit = 0;
 		long long sum = 0;
 		char tax[64] = "", period[128] = "";
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			hit = sqlite3_column_int(st, 0) > 0;
 			sum = sqlite3_column_int64(st, 1);
-			s_copy(tax, sizeof tax, dept_col_text(st, 2));
-			s_copy(period, sizeof period, dept_col_text(st, 3));
+			dept_copy(tax, sizeof tax, dept_col_text(st, 2));
+			dept_copy(period, sizeof period, dept_col_text(st, 3));
 		}
 		sqlite3_finalize(st);
 		if (hit) {
 			snprintf(field, fieldlen, "%s[%zu].id.id", role, i);
-			return s_fail(f, E_REJECTED, field,
-				      "%s%s有欠税 %lld.%02lld 元未缴清（%s，%s），请先缴清欠税再办理存量房交易申报",
-				      label, ps[i]->name, sum / 100, sum % 100, tax, period);
+			return dept_fail(f, E_REJECTED, field,
+					 "%s%s有欠税 %lld.%02lld 元未缴清（%s，%s），请先缴清欠税再办理存量房交易申报",
+					 label, ps[i]->name, sum / 100, sum % 100, tax, period);
 		}
 	}
 	return 0;
@@ -407,52 +262,54 @@ static int s_check_arrears(struct dept *d, sqlite3 *db, Qiao__V1__Party *const *
 
 static int s_insert_party(sqlite3 *db, const char *ano, const char *role, size_t seq, const Qiao__V1__Party *p)
 {
-	sqlite3_stmt *st = s_prep(db, "INSERT INTO tax_party (assessment_no, role, seq, name, id_type, id_no) "
-				      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+	sqlite3_stmt *st = dept_prep(db, "INSERT INTO tax_party (assessment_no, role, seq, name, id_type, id_no) "
+					 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 	if (!st)
 		return -1;
-	s_bt(st, 1, ano);
-	s_bt(st, 2, role);
-	s_bi(st, 3, (long long)seq);
-	s_bt(st, 4, p->name);
-	s_bt(st, 5, s_party_type(p));
-	s_bt(st, 6, p->id->id);
-	return s_run(st);
+	dept_bind_text(st, 1, ano);
+	dept_bind_text(st, 2, role);
+	dept_bind_int(st, 3, (long long)seq);
+	dept_bind_text(st, 4, p->name);
+	dept_bind_text(st, 5, dept_party_type(p));
+	dept_bind_text(st, 6, p->id->id);
+	return dept_run(st);
 }
 
 static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 		       const Qiao__V1__TaxAssessmentRequest *m, const char *cert, const char *hash, struct clearance *c,
-		       char *field, size_t fieldlen, struct fail *f)
+		       char *field, size_t fieldlen, struct dept_fail *f)
 {
 	char old_hash[65] = "";
 	int rc = s_clearance_load(db, m->contract_no, old_hash, c);
 	if (rc < 0)
-		return s_dberr(f, d, db, "tax_assessment");
+		return dept_dberr(f, d, db, "tax_assessment");
 	if (rc == 1) {
 		if (strcmp(old_hash, hash) != 0)
-			return s_fail(f, E_REJECTED, "contract_no",
-				      "contract %.64s was already assessed (%s) with other particulars", m->contract_no,
-				      c->assessment_no);
+			return dept_fail(f, E_REJECTED, "contract_no",
+					 "contract %.64s was already assessed (%s) with other particulars",
+					 m->contract_no, c->assessment_no);
 		return 0;
 	}
 	/* the filing, when the housing bureau has sent it, must agree */
-	sqlite3_stmt *st = s_prep(db, "SELECT filing_no, unit_no, price_fen FROM filing_notice WHERE contract_no = ?1");
+	sqlite3_stmt *st = dept_prep(db,
+				     "SELECT filing_no, unit_no, price_fen FROM filing_notice WHERE contract_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "filing_notice");
-	s_bt(st, 1, m->contract_no);
+		return dept_dberr(f, d, db, "filing_notice");
+	dept_bind_text(st, 1, m->contract_no);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		int bad_filing = strcmp(dept_col_text(st, 0), m->filing_no) != 0;
 		int bad_unit = strcmp(dept_col_text(st, 1), m->unit_no) != 0;
 		int bad_price = sqlite3_column_int64(st, 2) != m->price_fen;
 		sqlite3_finalize(st);
 		if (bad_filing)
-			return s_fail(f, E_REJECTED, "filing_no",
-				      "contract %.64s was filed under another filing number", m->contract_no);
+			return dept_fail(f, E_REJECTED, "filing_no",
+					 "contract %.64s was filed under another filing number", m->contract_no);
 		if (bad_unit)
-			return s_fail(f, E_REJECTED, "unit_no", "contract %.64s was filed for another unit",
-				      m->contract_no);
+			return dept_fail(f, E_REJECTED, "unit_no", "contract %.64s was filed for another unit",
+					 m->contract_no);
 		if (bad_price)
-			return s_fail(f, E_REJECTED, "price_fen", "the declared price differs from the filed 成交价");
+			return dept_fail(f, E_REJECTED, "price_fen",
+					 "the declared price differs from the filed 成交价");
 	} else {
 		sqlite3_finalize(st);
 	}
@@ -460,29 +317,29 @@ static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 	    s_check_arrears(d, db, m->sellers, m->n_sellers, "sellers", "出卖人", field, fieldlen, f) != 0)
 		return -1;
 
-	st = s_prep(db, "SELECT cert_no, building_area_dm2, assessed_price_fen, acquired_date, seller_only_home "
-			"FROM property_valuation WHERE unit_no = ?1");
+	st = dept_prep(db, "SELECT cert_no, building_area_dm2, assessed_price_fen, acquired_date, seller_only_home "
+			   "FROM property_valuation WHERE unit_no = ?1");
 	if (!st)
-		return s_dberr(f, d, db, "property_valuation");
-	s_bt(st, 1, m->unit_no);
+		return dept_dberr(f, d, db, "property_valuation");
+	dept_bind_text(st, 1, m->unit_no);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return s_fail(f, E_NOTFOUND, "unit_no", "no 存量房计税价格 valuation for unit %.40s", m->unit_no);
+		return dept_fail(f, E_NOTFOUND, "unit_no", "no 存量房计税价格 valuation for unit %.40s", m->unit_no);
 	}
 	char vcert[128], acquired[16];
-	s_copy(vcert, sizeof vcert, dept_col_text(st, 0));
+	dept_copy(vcert, sizeof vcert, dept_col_text(st, 0));
 	long long varea = sqlite3_column_int64(st, 1);
 	long long valuation = sqlite3_column_int64(st, 2);
-	s_copy(acquired, sizeof acquired, dept_col_text(st, 3));
+	dept_copy(acquired, sizeof acquired, dept_col_text(st, 3));
 	int only_home = sqlite3_column_int(st, 4);
 	sqlite3_finalize(st);
 	if (strcmp(vcert, cert) != 0)
-		return s_fail(f, E_REJECTED, "cert_no", "不动产权证书号 %.100s is not the certificate of unit %s",
-			      m->cert_no, m->unit_no);
+		return dept_fail(f, E_REJECTED, "cert_no", "不动产权证书号 %.100s is not the certificate of unit %s",
+				 m->cert_no, m->unit_no);
 	if (varea != m->building_area_dm2)
-		return s_fail(f, E_REJECTED, "building_area_dm2",
-			      "建筑面积 %lld dm² differs from the registered %lld dm² of unit %s",
-			      (long long)m->building_area_dm2, varea, m->unit_no);
+		return dept_fail(f, E_REJECTED, "building_area_dm2",
+				 "建筑面积 %lld dm² differs from the registered %lld dm² of unit %s",
+				 (long long)m->building_area_dm2, varea, m->unit_no);
 
 	char today[11];
 	dept_date(today, 0);
@@ -490,10 +347,10 @@ static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 	/* the household relief of 契税 needs every buyer's housing on file */
 	int known = 1, homes = 0;
 	for (size_t i = 0; i < m->n_buyers; i++) {
-		st = s_prep(db, "SELECT homes_owned FROM buyer_housing WHERE id_no = ?1");
+		st = dept_prep(db, "SELECT homes_owned FROM buyer_housing WHERE id_no = ?1");
 		if (!st)
-			return s_dberr(f, d, db, "buyer_housing");
-		s_bt(st, 1, m->buyers[i]->id->id);
+			return dept_dberr(f, d, db, "buyer_housing");
+		dept_bind_text(st, 1, m->buyers[i]->id->id);
 		if (m->buyers[i]->id->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID && sqlite3_step(st) == SQLITE_ROW) {
 			int h = sqlite3_column_int(st, 0);
 			homes = h > homes ? h : homes;
@@ -516,7 +373,7 @@ static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 	struct rate rt[MAX_RATES];
 	size_t nrt = 0;
 	if (s_load_rates(db, today, rt, &nrt) != 0)
-		return s_dberr(f, d, db, "tax_rate");
+		return dept_dberr(f, d, db, "tax_rate");
 	long long assessed = m->price_fen > valuation ? m->price_fen : valuation;
 	struct levy lv[MAX_RATES];
 	size_t nlv = 0;
@@ -546,7 +403,7 @@ static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 				continue; /* no 增值税, no surcharge */
 			lv[nlv].t = t;
 			lv[nlv].base = base;
-			lv[nlv].amount = s_ppm(base, t->ppm);
+			lv[nlv].amount = dept_ppm(base, t->ppm);
 			if (t->type == QIAO__V1__TAX_TYPE__TAX_TYPE_VAT)
 				vat += lv[nlv].amount;
 			nlv++;
@@ -555,14 +412,14 @@ static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 	for (size_t k = 0; k < nlv; k++)
 		nitems += strcmp(lv[k].t->role, "SELLER") == 0 ? m->n_sellers : m->n_buyers;
 	if (nitems > MAX_ITEMS)
-		return s_fail(f, E_REJECTED, "sellers",
-			      "%zu tax items: more than %d in one assessment; assess the "
-			      "transfer in parts",
-			      nitems, MAX_ITEMS);
+		return dept_fail(f, E_REJECTED, "sellers",
+				 "%zu tax items: more than %d in one assessment; assess the "
+				 "transfer in parts",
+				 nitems, MAX_ITEMS);
 
-	long long seqv = s_next(db, "HD");
+	long long seqv = dept_next_seq(db, "HD");
 	if (seqv < 0)
-		return s_dberr(f, d, db, "doc_sequence");
+		return dept_dberr(f, d, db, "doc_sequence");
 	char ano[72];
 	snprintf(ano, sizeof ano, "HD150600-%.4s-%06lld", today, seqv);
 	int64_t now = qiao_now_ms();
@@ -571,37 +428,38 @@ static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 		due += lv[k].amount;
 	/* collected at once under the 三方协议: every item due is paid */
 	const char *status = due > 0 ? "PAID" : "EXEMPT";
-	st = s_prep(db, "INSERT INTO tax_assessment (assessment_no, contract_no, filing_no, unit_no, cert_no, "
-			"declared_price_fen, assessed_price_fen, building_area_dm2, hold_years, buyer_homes, status, "
-			"total_due_fen, total_paid_fen, cleared_ms, request_hash, requester, case_id, created_ms) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?13)");
+	st = dept_prep(db,
+		       "INSERT INTO tax_assessment (assessment_no, contract_no, filing_no, unit_no, cert_no, "
+		       "declared_price_fen, assessed_price_fen, building_area_dm2, hold_years, buyer_homes, status, "
+		       "total_due_fen, total_paid_fen, cleared_ms, request_hash, requester, case_id, created_ms) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?13)");
 	if (!st)
-		return s_dberr(f, d, db, "tax_assessment");
-	s_bt(st, 1, ano);
-	s_bt(st, 2, m->contract_no);
-	s_bt(st, 3, m->filing_no);
-	s_bt(st, 4, m->unit_no);
-	s_bt(st, 5, cert);
-	s_bi(st, 6, m->price_fen);
-	s_bi(st, 7, assessed);
-	s_bi(st, 8, m->building_area_dm2);
-	s_bi(st, 9, x.hold_years);
+		return dept_dberr(f, d, db, "tax_assessment");
+	dept_bind_text(st, 1, ano);
+	dept_bind_text(st, 2, m->contract_no);
+	dept_bind_text(st, 3, m->filing_no);
+	dept_bind_text(st, 4, m->unit_no);
+	dept_bind_text(st, 5, cert);
+	dept_bind_int(st, 6, m->price_fen);
+	dept_bind_int(st, 7, assessed);
+	dept_bind_int(st, 8, m->building_area_dm2);
+	dept_bind_int(st, 9, x.hold_years);
 	if (x.homes >= 0)
-		s_bi(st, 10, x.homes);
-	s_bt(st, 11, status);
-	s_bi(st, 12, due);
-	s_bi(st, 13, now);
-	s_bt(st, 14, hash);
-	s_bt(st, 15, req->requester);
-	s_bt(st, 16, s_case(req));
-	if (s_run(st) != 0)
-		return s_dberr(f, d, db, "tax_assessment insert");
+		dept_bind_int(st, 10, x.homes);
+	dept_bind_text(st, 11, status);
+	dept_bind_int(st, 12, due);
+	dept_bind_int(st, 13, now);
+	dept_bind_text(st, 14, hash);
+	dept_bind_text(st, 15, req->requester);
+	dept_bind_text(st, 16, dept_case_id(req));
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "tax_assessment insert");
 	for (size_t i = 0; i < m->n_sellers; i++)
 		if (s_insert_party(db, ano, "SELLER", i, m->sellers[i]) != 0)
-			return s_dberr(f, d, db, "tax_party insert");
+			return dept_dberr(f, d, db, "tax_party insert");
 	for (size_t i = 0; i < m->n_buyers; i++)
 		if (s_insert_party(db, ano, "BUYER", i, m->buyers[i]) != 0)
-			return s_dberr(f, d, db, "tax_party insert");
+			return dept_dberr(f, d, db, "tax_party insert");
 	/* items: each tax split equally among the payers of its role, the
 	 * remainder fen to the first */
 	size_t seq = 0;
@@ -614,49 +472,49 @@ static int s_assess_tx(struct dept *d, sqlite3 *db, const struct qiao_request *r
 			long long amt = lv[k].amount / (long long)np + (i == 0 ? lv[k].amount % (long long)np : 0);
 			char voucher[40] = "";
 			if (amt > 0) {
-				long long v = s_next(db, "SP");
+				long long v = dept_next_seq(db, "SP");
 				if (v < 0)
-					return s_dberr(f, d, db, "doc_sequence");
+					return dept_dberr(f, d, db, "doc_sequence");
 				/* 电子缴税付款凭证号: 3 + 税务机关 150600 + 年 + 序号 */
 				snprintf(voucher, sizeof voucher, "3150600%.4s%07lld", today, v);
 			}
-			st = s_prep(
+			st = dept_prep(
 				db,
 				"INSERT INTO tax_item (assessment_no, seq, tax_type, tax_name, rate_id, payer_role, "
 				"payer_name, payer_id_type, payer_id_no, taxable_base_fen, rate_ppm, amount_due_fen, "
 				"amount_paid_fen, voucher_no, paid_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
 				"?10, ?11, ?12, ?12, ?13, ?14)");
 			if (!st)
-				return s_dberr(f, d, db, "tax_item");
-			s_bt(st, 1, ano);
-			s_bi(st, 2, (long long)seq++);
-			s_bi(st, 3, lv[k].t->type);
-			s_bt(st, 4, lv[k].t->name);
-			s_bi(st, 5, lv[k].t->id);
-			s_bt(st, 6, lv[k].t->role);
-			s_bt(st, 7, ps[i]->name);
-			s_bt(st, 8, s_party_type(ps[i]));
-			s_bt(st, 9, ps[i]->id->id);
-			s_bi(st, 10, base);
-			s_bi(st, 11, lv[k].t->ppm);
-			s_bi(st, 12, amt);
-			s_bt(st, 13, voucher);
+				return dept_dberr(f, d, db, "tax_item");
+			dept_bind_text(st, 1, ano);
+			dept_bind_int(st, 2, (long long)seq++);
+			dept_bind_int(st, 3, lv[k].t->type);
+			dept_bind_text(st, 4, lv[k].t->name);
+			dept_bind_int(st, 5, lv[k].t->id);
+			dept_bind_text(st, 6, lv[k].t->role);
+			dept_bind_text(st, 7, ps[i]->name);
+			dept_bind_text(st, 8, dept_party_type(ps[i]));
+			dept_bind_text(st, 9, ps[i]->id->id);
+			dept_bind_int(st, 10, base);
+			dept_bind_int(st, 11, lv[k].t->ppm);
+			dept_bind_int(st, 12, amt);
+			dept_bind_text(st, 13, voucher);
 			if (amt > 0)
-				s_bi(st, 14, now);
-			if (s_run(st) != 0)
-				return s_dberr(f, d, db, "tax_item insert");
+				dept_bind_int(st, 14, now);
+			if (dept_run(st) != 0)
+				return dept_dberr(f, d, db, "tax_item insert");
 		}
 	}
 	dept_log(d, "assessment %s of contract %s: %lld fen due and collected", ano, m->contract_no, due);
-	return s_clearance_load(db, m->contract_no, old_hash, c) == 1 ? 0 : s_dberr(f, d, db, "tax_assessment");
+	return s_clearance_load(db, m->contract_no, old_hash, c) == 1 ? 0 : dept_dberr(f, d, db, "tax_assessment");
 }
 
 static void on_tax_assessment(struct dept *d, const struct qiao_request *req, const ProtobufCMessage *body,
 			      struct qiao_responder *r)
 {
 	const Qiao__V1__TaxAssessmentRequest *m = (const Qiao__V1__TaxAssessmentRequest *)body;
-	if (s_text(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
-	    s_text(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
+	if (dept_check_printable(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_UNIT, m->unit_no, "unit_no", 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_CERT, m->cert_no, "cert_no", 0) != 0 ||
 	    s_positive(&r, m->price_fen, "price_fen") != 0 ||
@@ -664,24 +522,24 @@ static void on_tax_assessment(struct dept *d, const struct qiao_request *req, co
 	    s_parties(&r, m->sellers, m->n_sellers, m->buyers, m->n_buyers) != 0)
 		return;
 	char cert[128], hash[65], field[48] = "";
-	s_norm_cert(m->cert_no, cert, sizeof cert);
-	s_body_hash(req, hash);
+	dept_norm_id(QIAO_ID_CERT, m->cert_no, cert, sizeof cert);
+	dept_body_hash(req, hash);
 	struct clearance *c = calloc(1, sizeof *c);
 	if (!c) {
 		dept_error(&r, E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	struct fail f = {0};
+	struct dept_fail f = {0};
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc == 0)
 		rc = s_assess_tx(d, db, req, m, cert, hash, c, field, sizeof field, &f);
 	else
-		s_dberr(&f, d, db, "begin");
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+		dept_dberr(&f, d, db, "begin");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);
@@ -734,13 +592,13 @@ static void on_filing_notice(struct dept *d, const struct qiao_request *req, con
 			     struct qiao_responder *r)
 {
 	const Qiao__V1__FilingNotice *m = (const Qiao__V1__FilingNotice *)body;
-	if (s_text(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
-	    s_text(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
+	if (dept_check_printable(&r, m->contract_no, "contract_no", 64, 0) != 0 ||
+	    dept_check_printable(&r, m->filing_no, "filing_no", 64, 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_UNIT, m->unit_no, "unit_no", 0) != 0 ||
 	    dept_check_id(&r, QIAO_ID_CERT, m->cert_no, "cert_no", 0) != 0 ||
 	    s_positive(&r, m->price_fen, "price_fen") != 0 ||
 	    s_parties(&r, m->sellers, m->n_sellers, m->buyers, m->n_buyers) != 0 ||
-	    s_text(&r, m->escrow_agreement_no, "escrow_agreement_no", 64, 1) != 0)
+	    dept_check_printable(&r, m->escrow_agreement_no, "escrow_agreement_no", 64, 1) != 0)
 		return;
 	if (m->escrow_amount_fen < 0 || m->escrow_amount_fen > MAX_FEN ||
 	    (m->escrow_agreement_no[0] && m->escrow_amount_fen == 0)) {
@@ -752,22 +610,22 @@ static void on_filing_notice(struct dept *d, const struct qiao_request *req, con
 		return;
 	}
 	char cert[128], hash[65], refusal[300] = "";
-	s_norm_cert(m->cert_no, cert, sizeof cert);
-	s_body_hash(req, hash);
-	struct fail f = {0};
+	dept_norm_id(QIAO_ID_CERT, m->cert_no, cert, sizeof cert);
+	dept_body_hash(req, hash);
+	struct dept_fail f = {0};
 	long long received = 0;
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(db, "BEGIN IMMEDIATE");
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
 	if (rc != 0)
-		s_dberr(&f, d, db, "begin");
+		dept_dberr(&f, d, db, "begin");
 	sqlite3_stmt *st =
-		rc == 0 ? s_prep(db, "SELECT request_hash, received_ms FROM filing_notice WHERE contract_no = ?1")
+		rc == 0 ? dept_prep(db, "SELECT request_hash, received_ms FROM filing_notice WHERE contract_no = ?1")
 			: NULL;
 	if (rc == 0 && !st)
-		rc = s_dberr(&f, d, db, "filing_notice");
+		rc = dept_dberr(&f, d, db, "filing_notice");
 	int have = 0;
 	if (rc == 0) {
-		s_bt(st, 1, m->contract_no);
+		dept_bind_text(st, 1, m->contract_no);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			have = 1;
 			if (strcmp(dept_col_text(st, 0), hash) == 0)
@@ -780,11 +638,11 @@ static void on_filing_notice(struct dept *d, const struct qiao_request *req, con
 	}
 	if (rc == 0 && !have) {
 		/* a contract already assessed must not be re-filed with another price */
-		st = s_prep(db, "SELECT declared_price_fen FROM tax_assessment WHERE contract_no = ?1");
+		st = dept_prep(db, "SELECT declared_price_fen FROM tax_assessment WHERE contract_no = ?1");
 		if (!st)
-			rc = s_dberr(&f, d, db, "tax_assessment");
+			rc = dept_dberr(&f, d, db, "tax_assessment");
 		else {
-			s_bt(st, 1, m->contract_no);
+			dept_bind_text(st, 1, m->contract_no);
 			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) != m->price_fen)
 				snprintf(refusal, sizeof refusal, "合同 %.64s 已按其他成交价核定", m->contract_no);
 			sqlite3_finalize(st);
@@ -792,32 +650,32 @@ static void on_filing_notice(struct dept *d, const struct qiao_request *req, con
 	}
 	if (rc == 0 && !have && !refusal[0]) {
 		received = qiao_now_ms();
-		st = s_prep(db,
-			    "INSERT INTO filing_notice (contract_no, filing_no, unit_no, cert_no, price_fen, "
+		st = dept_prep(
+			db, "INSERT INTO filing_notice (contract_no, filing_no, unit_no, cert_no, price_fen, "
 			    "escrow_agreement_no, escrow_amount_fen, filed_ms, received_ms, request_hash, requester, "
 			    "case_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
 		if (st) {
-			s_bt(st, 1, m->contract_no);
-			s_bt(st, 2, m->filing_no);
-			s_bt(st, 3, m->unit_no);
-			s_bt(st, 4, cert);
-			s_bi(st, 5, m->price_fen);
-			s_bt(st, 6, m->escrow_agreement_no);
+			dept_bind_text(st, 1, m->contract_no);
+			dept_bind_text(st, 2, m->filing_no);
+			dept_bind_text(st, 3, m->unit_no);
+			dept_bind_text(st, 4, cert);
+			dept_bind_int(st, 5, m->price_fen);
+			dept_bind_text(st, 6, m->escrow_agreement_no);
 			if (m->escrow_amount_fen > 0)
-				s_bi(st, 7, m->escrow_amount_fen);
-			s_bi(st, 8, m->filed_ms);
-			s_bi(st, 9, received);
-			s_bt(st, 10, hash);
-			s_bt(st, 11, req->requester);
-			s_bt(st, 12, s_case(req));
+				dept_bind_int(st, 7, m->escrow_amount_fen);
+			dept_bind_int(st, 8, m->filed_ms);
+			dept_bind_int(st, 9, received);
+			dept_bind_text(st, 10, hash);
+			dept_bind_text(st, 11, req->requester);
+			dept_bind_text(st, 12, dept_case_id(req));
 		}
-		if (s_run(st) != 0)
-			rc = s_dberr(&f, d, db, "filing_notice insert");
+		if (dept_run(st) != 0)
+			rc = dept_dberr(&f, d, db, "filing_notice insert");
 	}
-	if (rc == 0 && s_exec(db, "COMMIT") != 0)
-		rc = s_dberr(&f, d, db, "commit");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
 	if (rc != 0)
-		s_exec(db, "ROLLBACK");
+		dept_exec(db, "ROLLBACK");
 	dept_db_unlock(d);
 	if (rc != 0) {
 		dept_error(&r, f.code, f.field, "%s", f.msg);
