@@ -24,6 +24,7 @@
  *   report_minor  1: reports also list 轻微 penalties (default 0)
  */
 #include "dept.h"
+#include "dept_util.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -134,65 +135,6 @@ static int64_t s_wan_to_fen(const char *s)
 }
 
 /* ---- SQLite, parameters always bound --------------------------------------- */
-
-/* t text, i long long, one character per parameter. */
-static int s_bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
-{
-	int i = 1, rc = SQLITE_OK;
-	for (const char *f = fmt; *f && rc == SQLITE_OK; f++, i++) {
-		switch (*f) {
-		case 't': rc = sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
-		case 'i': rc = sqlite3_bind_int64(st, i, va_arg(ap, long long)); break;
-		case 'b': {
-			const void *p = va_arg(ap, const void *);
-			int n = va_arg(ap, int);
-			rc = p && n > 0 ? sqlite3_bind_blob(st, i, p, n, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-			break;
-		}
-		default: rc = SQLITE_MISUSE; break;
-		}
-	}
-	return rc;
-}
-
-static sqlite3_stmt *s_query(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		dept_log(d, "sql prepare: %s", sqlite3_errmsg(db));
-		return NULL;
-	}
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = s_bindv(st, fmt, ap);
-	va_end(ap);
-	if (rc != SQLITE_OK) {
-		dept_log(d, "sql bind: %s", sqlite3_errstr(rc));
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-static int s_exec(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		dept_log(d, "sql prepare: %s", sqlite3_errmsg(db));
-		return -1;
-	}
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = s_bindv(st, fmt, ap);
-	va_end(ap);
-	if (rc == SQLITE_OK)
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			;
-	if (rc != SQLITE_DONE)
-		dept_log(d, "sql: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
 
 /* ---- request-scoped memory ---------------------------------------------------- */
 
@@ -326,7 +268,7 @@ static int s_load(struct dept *d, sqlite3 *db, struct subject *sub, const char *
 	sqlite3_stmt *st;
 	struct item *x;
 
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "SELECT " COMMON "t.xk_wsh, t.xk_xkws, t.xk_xkzs, t.xk_xkbh, t.xk_lb, t.xk_nr, t.xk_jdrq,"
 		     " t.xk_yxqz, t.xk_yxqzi, t.xk_xkjg, t.xk_xkjgdm" FROM("xzxk"),
 		     "i", sub->ztid);
@@ -353,7 +295,7 @@ static int s_load(struct dept *d, sqlite3 *db, struct subject *sub, const char *
 	}
 	sqlite3_finalize(st);
 
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "SELECT " COMMON "t.cf_wsh, t.cf_wfxw, t.cf_sy, t.cf_yj, t.cf_cflb, t.cf_nr, t.cf_nr_fk,"
 		     " t.cf_nr_wfff, t.cf_nr_zkdx, t.cf_jdrq, t.cf_gsjzq, t.cf_sxcd, t.cf_cfjg, t.cf_cfjgdm" FROM("xzcf"),
 		     "i", sub->ztid);
@@ -394,7 +336,7 @@ static int s_load(struct dept *d, sqlite3 *db, struct subject *sub, const char *
 	}
 	sqlite3_finalize(st);
 
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "SELECT " COMMON "t.qz_wsh, t.qz_zl, t.qz_nr, t.qz_yj, t.qz_jdrq, t.qz_ssjg, t.qz_ssjgdm" FROM("xzqz"),
 		     "i", sub->ztid);
 	while (st && sqlite3_step(st) == SQLITE_ROW && (x = s_item_add(it, a, st, sub, RK(COERCION)))) {
@@ -416,7 +358,7 @@ static int s_load(struct dept *d, sqlite3 *db, struct subject *sub, const char *
 	}
 	sqlite3_finalize(st);
 
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "SELECT " COMMON "t.md_mc, t.lr_sy, t.rd_yj, t.rd_wsh, t.lr_rq, t.yc_rq, t.rd_jg, t.rd_jgdm"
 			     FROM("yzsxmd"),
 		     "i", sub->ztid);
@@ -441,7 +383,7 @@ static int s_load(struct dept *d, sqlite3 *db, struct subject *sub, const char *
 	}
 	sqlite3_finalize(st);
 
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "SELECT " COMMON "t.md_mc, t.lr_sy, t.rd_wsh, t.lr_rq, t.yxqz, t.rd_jg, t.rd_jgdm" FROM("sxjlmd"), "i",
 		     sub->ztid);
 	while (st && sqlite3_step(st) == SQLITE_ROW && (x = s_item_add(it, a, st, sub, RK(HONOUR)))) {
@@ -463,7 +405,7 @@ static int s_load(struct dept *d, sqlite3 *db, struct subject *sub, const char *
 	}
 	sqlite3_finalize(st);
 
-	st = s_query(d, db, "SELECT " COMMON "t.cp_ah, t.cp_fymc, t.cp_zm, t.cp_pjjg, t.cp_cprq" FROM("xscp"), "i",
+	st = dept_sql_query(d, db, "SELECT " COMMON "t.cp_ah, t.cp_fymc, t.cp_zm, t.cp_pjjg, t.cp_cprq" FROM("xscp"), "i",
 		     sub->ztid);
 	while (st && sqlite3_step(st) == SQLITE_ROW && (x = s_item_add(it, a, st, sub, RK(CRIMINAL_JUDGMENT)))) {
 		Qiao__V1__CriminalJudgment *p = s_new(a, sizeof *p);
@@ -498,7 +440,7 @@ static int s_subject(struct dept *d, sqlite3 *db, const Qiao__V1__DataSubject *d
 {
 	memset(sub, 0, sizeof *sub);
 	bool person = ds->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID;
-	sqlite3_stmt *st = s_query(d, db,
+	sqlite3_stmt *st = dept_sql_query(d, db,
 				   "SELECT ztid, xdr_mc, xdr_lb, coalesce(xdr_fddbr, ''), coalesce(xdr_gszc, ''),"
 				   " coalesce(xdr_zzjg, ''), coalesce(xdr_sydw, '') FROM xyzt WHERE zjlx = ? AND xdr_dm = ?",
 				   "tt", person ? "111" : "001", ds->id);
@@ -740,7 +682,7 @@ static int s_report_locked(struct dept *d, sqlite3 *db, const struct qiao_reques
 	}
 	int64_t now = qiao_now_ms();
 	bool person = q->subject->type == QIAO__V1__SUBJECT_TYPE__RESIDENT_ID;
-	if (s_exec(d, db,
+	if (dept_sql_exec(d, db,
 		   "INSERT INTO xybg (zjlx, xdr_dm, xdr_mc, bgqq, bgqz, bgyt, hyly, sxs, yxfs, wbljl, sqf, jbr, sqsy, cjsj)"
 		   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		   "tttttttiiittti", person ? "111" : "001", q->subject->id, sub.name, q->span_start_date,
@@ -797,7 +739,7 @@ static int s_report_locked(struct dept *d, sqlite3 *db, const struct qiao_reques
 	qiao__v1__issuer_signature__init(&o->sig);
 	if (dept_issuer_sign(d, QIAO_DOMAIN_CREDIT_REPORT, o->bytes, o->len, &o->sig, &o->ss) != 0)
 		return s_report_fail(o, EC(INTERNAL), NULL, "the report could not be signed");
-	if (s_exec(d, db, "UPDATE xybg SET bgbh = ?, bgbw = ?, qmsf = ?, qmmy = ?, qmz = ?, qmsj = ? WHERE bgid = ?",
+	if (dept_sql_exec(d, db, "UPDATE xybg SET bgbh = ?, bgbw = ?, qmsf = ?, qmmy = ?, qmz = ?, qmsj = ? WHERE bgid = ?",
 		   "tbitbii", no, (const void *)o->bytes, (int)o->len, (long long)o->sig.algorithm, o->sig.key_id,
 		   (const void *)o->sig.signature.data, (int)o->sig.signature.len, (long long)o->sig.signed_ms,
 		   bgid) != 0)
@@ -848,15 +790,15 @@ static void on_report(struct dept *d, const struct qiao_request *req, const Prot
 	struct arena a = {0};
 	struct report_out o = {0};
 	sqlite3 *db = dept_db_lock(d);
-	int rc = s_exec(d, db, "BEGIN IMMEDIATE", "");
+	int rc = dept_sql_exec(d, db, "BEGIN IMMEDIATE", "");
 	if (rc != 0)
 		s_report_fail(&o, EC(INTERNAL), NULL, "the platform's database is busy");
 	else
 		rc = s_report_locked(d, db, req, q, &a, &o);
-	if (rc == 0 && s_exec(d, db, "COMMIT", "") != 0)
+	if (rc == 0 && dept_sql_exec(d, db, "COMMIT", "") != 0)
 		rc = s_report_fail(&o, EC(INTERNAL), NULL, "the report could not be committed");
 	if (rc != 0)
-		s_exec(d, db, "ROLLBACK", "");
+		dept_sql_exec(d, db, "ROLLBACK", "");
 	dept_db_unlock(d);
 	if (rc == 0) {
 		Qiao__V1__SignedCreditReport sr = QIAO__V1__SIGNED_CREDIT_REPORT__INIT;
@@ -889,7 +831,7 @@ static int s_init(struct dept *d)
 	int bad = 0;
 	sqlite3 *db = dept_db_lock(d);
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-		sqlite3_stmt *st = s_query(d, db, codes[i], "");
+		sqlite3_stmt *st = dept_sql_query(d, db, codes[i], "");
 		bad |= !st;
 		while (st && sqlite3_step(st) == SQLITE_ROW) {
 			char why[200];
@@ -903,7 +845,7 @@ static int s_init(struct dept *d)
 		}
 		sqlite3_finalize(st);
 	}
-	sqlite3_stmt *st = s_query(d, db, "SELECT jlbs, cf_nr_fk, cf_nr_wfff FROM xzcf", "");
+	sqlite3_stmt *st = dept_sql_query(d, db, "SELECT jlbs, cf_nr_fk, cf_nr_wfff FROM xzcf", "");
 	bad |= !st;
 	while (st && sqlite3_step(st) == SQLITE_ROW)
 		if (s_wan_to_fen(dept_col_text(st, 1)) < 0 || s_wan_to_fen(dept_col_text(st, 2)) < 0) {

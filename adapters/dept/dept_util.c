@@ -215,3 +215,76 @@ long long dept_ppm(long long a, long long ppm)
 	__int128 x = (__int128)a * ppm;
 	return (long long)((x + 500000) / 1000000);
 }
+
+/* ---- statements bound from a format string ---------------------------- */
+
+/*
+ * Bind the values that follow by `fmt`, one character per parameter:
+ * t text, T text or NULL when empty, i long long, b blob (const void *,
+ * int length; NULL when empty).
+ */
+static int s_bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+	int i = 1, rc = SQLITE_OK;
+	for (const char *f = fmt; *f && rc == SQLITE_OK; f++, i++) {
+		switch (*f) {
+		case 't': rc = sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
+		case 'T': {
+			const char *s = va_arg(ap, const char *);
+			rc = s && s[0] ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+			break;
+		}
+		case 'i': rc = sqlite3_bind_int64(st, i, va_arg(ap, long long)); break;
+		case 'b': {
+			const void *p = va_arg(ap, const void *);
+			int n = va_arg(ap, int);
+			rc = p && n > 0 ? sqlite3_bind_blob(st, i, p, n, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+			break;
+		}
+		default: rc = SQLITE_MISUSE; break;
+		}
+	}
+	return rc;
+}
+
+/* A prepared, bound statement, or NULL (logged). */
+sqlite3_stmt *dept_sql_query(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		dept_log(d, "sql prepare: %s", sqlite3_errmsg(db));
+		return NULL;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = s_bindv(st, fmt, ap);
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		dept_log(d, "sql bind: %s", sqlite3_errstr(rc));
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Run a statement to its end: 0, or -1 (logged). */
+int dept_sql_exec(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		dept_log(d, "sql prepare: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = s_bindv(st, fmt, ap);
+	va_end(ap);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			;
+	}
+	if (rc != SQLITE_DONE)
+		dept_log(d, "sql: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}

@@ -106,4 +106,14 @@ void dept_norm_id(enum qiao_id_kind kind, const char *in, char *out, size_t n);
  * and rates in range). */
 long long dept_ppm(long long a, long long ppm);
 
+/*
+ * Prepare `sql` and bind the values that follow by `fmt`, one character
+ * per parameter: t text, T text or NULL when empty, i long long, b blob
+ * (const void *, int length; NULL when empty).  dept_sql_query returns the
+ * statement to step (the caller finalizes it) or NULL; dept_sql_exec runs
+ * it to its end: 0 or -1.  Failures are logged with dept_log.
+ */
+sqlite3_stmt *dept_sql_query(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...);
+int dept_sql_exec(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...);
+
 #endif

@@ -20,6 +20,7 @@
  * it shares the process's shutdown with dept_main().
  */
 #include "dept.h"
+#include "dept_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -236,77 +237,6 @@ static void s_utf8_cut(char *out, size_t outlen, const char *s, long maxchars)
 
 /* ---- SQLite, parameters always bound ------------------------------------ */
 
-/*
- * Bind the values that follow by `fmt`, one character per parameter:
- * t text, T text or NULL when empty, i long long, b blob (const void *,
- * int length; NULL when empty).
- */
-static int s_bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
-{
-	int i = 1, rc = SQLITE_OK;
-	for (const char *f = fmt; *f && rc == SQLITE_OK; f++, i++) {
-		switch (*f) {
-		case 't': rc = sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
-		case 'T': {
-			const char *s = va_arg(ap, const char *);
-			rc = s && s[0] ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-			break;
-		}
-		case 'i': rc = sqlite3_bind_int64(st, i, va_arg(ap, long long)); break;
-		case 'b': {
-			const void *p = va_arg(ap, const void *);
-			int n = va_arg(ap, int);
-			rc = p && n > 0 ? sqlite3_bind_blob(st, i, p, n, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-			break;
-		}
-		default: rc = SQLITE_MISUSE; break;
-		}
-	}
-	return rc;
-}
-
-/* A prepared, bound statement, or NULL (logged). */
-static sqlite3_stmt *s_query(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		dept_log(d, "sql prepare: %s", sqlite3_errmsg(db));
-		return NULL;
-	}
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = s_bindv(st, fmt, ap);
-	va_end(ap);
-	if (rc != SQLITE_OK) {
-		dept_log(d, "sql bind: %s", sqlite3_errstr(rc));
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-/* Run a statement to its end: 0, or -1 (logged). */
-static int s_exec(struct dept *d, sqlite3 *db, const char *sql, const char *fmt, ...)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		dept_log(d, "sql prepare: %s", sqlite3_errmsg(db));
-		return -1;
-	}
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = s_bindv(st, fmt, ap);
-	va_end(ap);
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			;
-	}
-	if (rc != SQLITE_DONE)
-		dept_log(d, "sql: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
 /* ---- stored signed versions --------------------------------------------- */
 
 /* One signed version as stored (dzzz_bb), wired up as a ServedLicence.  The
@@ -366,7 +296,7 @@ static void s_stored_free(struct stored *s)
 static int s_version_put(struct dept *d, sqlite3 *db, long long zzid, long long bbh, int status, const uint8_t *b,
 			 size_t n, const Qiao__V1__IssuerSignature *sig)
 {
-	return s_exec(d, db,
+	return dept_sql_exec(d, db,
 		      "INSERT INTO dzzz_bb (zzid, bbh, zzzt, zzbw, qmsf, qmmy, qmz, qmsj) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		      "iitbitbi", zzid, bbh, s_status_code(status), (const void *)b, (int)n, (long long)sig->algorithm,
 		      sig->key_id, (const void *)sig->signature.data, (int)sig->signature.len, (long long)sig->signed_ms);
@@ -396,7 +326,7 @@ static int s_outbox_add(struct dept *d, sqlite3 *db, long long zzid, const char 
 	if (!eb)
 		return -1;
 	qiao__v1__licence_event__pack(&ev, eb);
-	int rc = s_exec(d, db, "INSERT INTO dzzz_sjfb (zzid, zzbs, bbh, sjlx, sjsj, sjbw) VALUES (?, ?, ?, ?, ?, ?)",
+	int rc = dept_sql_exec(d, db, "INSERT INTO dzzz_sjfb (zzid, zzbs, bbh, sjlx, sjsj, sjbw) VALUES (?, ?, ?, ?, ?, ?)",
 			"itiiib", zzid, licence_id, (long long)version, (long long)event_type, (long long)event_ms,
 			(const void *)eb, (int)en);
 	free(eb);
@@ -416,7 +346,7 @@ static void on_by_id(struct dept *d, const struct qiao_request *req, const Proto
 	struct stored s;
 	int found = 0, holder_type = 0;
 	sqlite3 *db = dept_db_lock(d);
-	sqlite3_stmt *st = s_query(d, db,
+	sqlite3_stmt *st = dept_sql_query(d, db,
 				   "SELECT d.czztdmlx, " STORED_COLS " FROM dzzz d JOIN dzzz_bb b"
 				   " ON b.zzid = d.zzid AND b.bbh = d.bbh WHERE d.zzbs = ?",
 				   "t", q->licence_id);
@@ -469,7 +399,7 @@ static void on_by_holder(struct dept *d, const struct qiao_request *req, const P
 	int bad = !s || !sv;
 	sqlite3 *db = dept_db_lock(d);
 	sqlite3_stmt *st = bad ? NULL
-			       : s_query(d, db,
+			       : dept_sql_query(d, db,
 					 "SELECT " STORED_COLS " FROM dzzz d JOIN dzzz_bb b"
 					 " ON b.zzid = d.zzid AND b.bbh = d.bbh"
 					 " WHERE d.czztdm = ?1 AND d.czztdmlx = ?2 AND (?3 = '' OR d.zzlxdm = ?3)"
@@ -590,7 +520,7 @@ static int s_fail(struct outcome *o, int code, const char *field, const char *fm
 static int s_load_version(struct dept *d, sqlite3 *db, long long zzid, long long bbh, struct outcome *o)
 {
 	sqlite3_stmt *st =
-		s_query(d, db, "SELECT " STORED_COLS " FROM dzzz_bb b WHERE b.zzid = ? AND b.bbh = ?", "ii", zzid, bbh);
+		dept_sql_query(d, db, "SELECT " STORED_COLS " FROM dzzz_bb b WHERE b.zzid = ? AND b.bbh = ?", "ii", zzid, bbh);
 	int rc = st && sqlite3_step(st) == SQLITE_ROW && s_stored_load(&o->s, st, 0) == 0 ? 0 : -1;
 	sqlite3_finalize(st);
 	if (rc)
@@ -648,7 +578,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 	const char *holder_type = s_holder_code_str(dr->holder_code_type);
 
 	/* a repeated application gets the licence it got the first time */
-	sqlite3_stmt *st = s_query(d, db, "SELECT zzid, czztdm, czztdmlx, zzlxdm FROM dzzz WHERE sqbh = ?", "t",
+	sqlite3_stmt *st = dept_sql_query(d, db, "SELECT zzid, czztdm, czztdmlx, zzlxdm FROM dzzz WHERE sqbh = ?", "t",
 				   q->application_no);
 	if (!st)
 		return s_fail(o, EC(INTERNAL), NULL, "the licence library could not be read");
@@ -670,7 +600,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 	sqlite3_finalize(st);
 
 	/* the licence type: issued here, by this name, to this kind of holder */
-	st = s_query(d, db, "SELECT zzlxmc, czztlx, wyyx FROM zzlx WHERE zzlxdm = ?", "t", dr->type_code);
+	st = dept_sql_query(d, db, "SELECT zzlxmc, czztlx, wyyx FROM zzlx WHERE zzlxdm = ?", "t", dr->type_code);
 	if (!st)
 		return s_fail(o, EC(INTERNAL), NULL, "the licence types could not be read");
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -691,7 +621,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 
 	/* an entity's licence needs its registration, in force, under this name */
 	if (dr->holder_code_type == HT(USCC)) {
-		st = s_query(d, db, "SELECT entname, regstate FROM sczt WHERE uniscid = ?", "t", dr->holder_code);
+		st = dept_sql_query(d, db, "SELECT entname, regstate FROM sczt WHERE uniscid = ?", "t", dr->holder_code);
 		if (!st)
 			return s_fail(o, EC(INTERNAL), NULL, "the register could not be read");
 		if (sqlite3_step(st) != SQLITE_ROW) {
@@ -709,7 +639,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 			return s_fail(o, 0, NULL, "持证主体名称与登记名称“%s”不一致", name);
 	}
 	if (unique) {
-		st = s_query(d, db,
+		st = dept_sql_query(d, db,
 			     "SELECT zzbs FROM dzzz WHERE czztdm = ? AND czztdmlx = ? AND zzlxdm = ?"
 			     " AND zzzt IN ('01', '02') LIMIT 1",
 			     "ttt", dr->holder_code, holder_type, dr->type_code);
@@ -728,7 +658,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 	char year[5];
 	memcpy(year, today, 4);
 	year[4] = '\0';
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "INSERT INTO zzxlh (nd, dqz) VALUES (?, 1) ON CONFLICT (nd) DO UPDATE SET dqz = dqz + 1 RETURNING dqz",
 		     "i", (long long)atoi(year));
 	long long seq = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
@@ -796,7 +726,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 		return -1;
 
 	/* the rows */
-	if (s_exec(d, db,
+	if (dept_sql_exec(d, db,
 		   "INSERT INTO dzzz (zzbs, zzmc, zzlxdm, zzbh, xlh, bbdm, qfjg, qfjgdm, gxsd, czzt, czztdm, czztdmlx,"
 		   " qfrq, yxqqsrq, yxqjzrq, zzzt, bbh, bbsj, nrlx, nr, bswjzy, sqbh, sqf)"
 		   " VALUES (?, ?, ?, ?, ?, '001', ?, ?, ?, ?, ?, ?, ?, ?, ?, '01', 1, ?, ?, ?, ?, ?, ?)",
@@ -808,11 +738,11 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 		return s_fail(o, EC(INTERNAL), NULL, "the licence could not be stored");
 	long long zzid = sqlite3_last_insert_rowid(db);
 	for (size_t i = 0; i < dr->n_items; i++)
-		if (s_exec(d, db, "INSERT INTO dzzz_zmxx (zzid, xh, xmmc, xmnr) VALUES (?, ?, ?, ?)", "iitt", zzid,
+		if (dept_sql_exec(d, db, "INSERT INTO dzzz_zmxx (zzid, xh, xmmc, xmnr) VALUES (?, ?, ?, ?)", "iitt", zzid,
 			   (long long)i + 1, dr->items[i]->name, dr->items[i]->value) != 0)
 			return s_fail(o, EC(INTERNAL), NULL, "the face items could not be stored");
 	for (size_t i = 0; i < dr->n_related_licence_ids; i++)
-		if (s_exec(d, db,
+		if (dept_sql_exec(d, db,
 			   "INSERT INTO dzzz_glzz (zzid, xh, glzzid, glzzbs) VALUES (?, ?, (SELECT zzid FROM dzzz WHERE"
 			   " zzbs = ?3), ?3)",
 			   "iit", zzid, (long long)i + 1, dr->related_licence_ids[i]) != 0)
@@ -830,13 +760,13 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 static void s_in_txn(struct dept *d, sqlite3 *db, struct outcome *o, int ok)
 {
 	if (ok && o->kind == R_OK) {
-		if (s_exec(d, db, "COMMIT", "") != 0) {
+		if (dept_sql_exec(d, db, "COMMIT", "") != 0) {
 			s_stored_free(&o->s);
 			s_fail(o, EC(INTERNAL), NULL, "the change could not be committed");
-			s_exec(d, db, "ROLLBACK", "");
+			dept_sql_exec(d, db, "ROLLBACK", "");
 		}
 	} else {
-		s_exec(d, db, "ROLLBACK", "");
+		dept_sql_exec(d, db, "ROLLBACK", "");
 	}
 }
 
@@ -865,7 +795,7 @@ static void on_issue(struct dept *d, const struct qiao_request *req, const Proto
 	}
 	struct outcome o = {.kind = R_ERROR};
 	sqlite3 *db = dept_db_lock(d);
-	int ok = s_exec(d, db, "BEGIN IMMEDIATE", "") == 0;
+	int ok = dept_sql_exec(d, db, "BEGIN IMMEDIATE", "") == 0;
 	if (!ok)
 		s_fail(&o, EC(INTERNAL), NULL, "the licence library is busy");
 	else
@@ -898,7 +828,7 @@ static void on_issue(struct dept *d, const struct qiao_request *req, const Proto
 static int s_revoke_locked(struct dept *d, sqlite3 *db, const struct qiao_request *req,
 			   const Qiao__V1__LicenceRevokeRequest *q, struct outcome *o)
 {
-	sqlite3_stmt *st = s_query(d, db,
+	sqlite3_stmt *st = dept_sql_query(d, db,
 				   "SELECT zzid, zzlxdm, czztdm, czztdmlx, zzzt, bbh, zzmc FROM dzzz WHERE zzbs = ?",
 				   "t", q->licence_id);
 	if (!st)
@@ -918,7 +848,7 @@ static int s_revoke_locked(struct dept *d, sqlite3 *db, const struct qiao_reques
 	sqlite3_finalize(st);
 
 	/* the same decision again: the version it made */
-	st = s_query(d, db, "SELECT xbbh FROM dzzz_ztbg WHERE zzid = ? AND jdswh = ? AND xzt = ?", "itt", zzid,
+	st = dept_sql_query(d, db, "SELECT xbbh FROM dzzz_ztbg WHERE zzid = ? AND jdswh = ? AND xzt = ?", "itt", zzid,
 		     q->decision_no, s_status_code(q->new_status));
 	if (!st)
 		return s_fail(o, EC(INTERNAL), NULL, "the decisions could not be read");
@@ -960,9 +890,9 @@ static int s_revoke_locked(struct dept *d, sqlite3 *db, const struct qiao_reques
 	snprintf(reason, sizeof reason, "%s %s", q->decision_no, q->reason);
 	int ev = q->new_status == LS(SUSPENDED) ? EV(SUSPENDED) : EV(REVOKED);
 	if (s_version_put(d, db, zzid, bbh + 1, q->new_status, o->s.bytes, o->s.len, &o->s.sig) != 0 ||
-	    s_exec(d, db, "UPDATE dzzz SET zzzt = ?, bbh = ?, bbsj = ? WHERE zzid = ?", "tiii", code, bbh + 1,
+	    dept_sql_exec(d, db, "UPDATE dzzz SET zzzt = ?, bbh = ?, bbsj = ? WHERE zzid = ?", "tiii", code, bbh + 1,
 		   (long long)now, zzid) != 0 ||
-	    s_exec(d, db,
+	    dept_sql_exec(d, db,
 		   "INSERT INTO dzzz_ztbg (zzid, ybbh, xbbh, yzt, xzt, jdswh, bgyy, sxrq, sqf, jbr, bgsj)"
 		   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		   "iiittttttti", zzid, bbh, bbh + 1, s_status_code(cur), code, q->decision_no, q->reason,
@@ -975,7 +905,7 @@ static int s_revoke_locked(struct dept *d, sqlite3 *db, const struct qiao_reques
 	/* a business licence revoked or cancelled ends the registration too */
 	if (strcmp(name, BUSINESS_LICENCE) == 0 && strcmp(holder_type, "001") == 0 &&
 	    (q->new_status == LS(REVOKED) || q->new_status == LS(CANCELLED)) &&
-	    s_exec(d, db, "UPDATE sczt SET regstate = ?, apprdate = ? WHERE uniscid = ?", "ttt",
+	    dept_sql_exec(d, db, "UPDATE sczt SET regstate = ?, apprdate = ? WHERE uniscid = ?", "ttt",
 		   q->new_status == LS(REVOKED) ? "吊销" : "注销", q->effective_date, holder) != 0) {
 		s_stored_free(&o->s);
 		return s_fail(o, EC(INTERNAL), NULL, "the register could not be updated");
@@ -1002,7 +932,7 @@ static void on_revoke(struct dept *d, const struct qiao_request *req, const Prot
 		return;
 	struct outcome o = {.kind = R_ERROR};
 	sqlite3 *db = dept_db_lock(d);
-	int ok = s_exec(d, db, "BEGIN IMMEDIATE", "") == 0;
+	int ok = dept_sql_exec(d, db, "BEGIN IMMEDIATE", "") == 0;
 	if (!ok)
 		s_fail(&o, EC(INTERNAL), NULL, "the licence library is busy");
 	else
@@ -1075,7 +1005,7 @@ static int s_sign_row(struct dept *d, sqlite3 *db, long long zzid, const char *o
 	char **rel = NULL;
 	uint8_t *content = NULL, *layout = NULL, *b = NULL;
 	int rc = -1;
-	sqlite3_stmt *st = s_query(d, db,
+	sqlite3_stmt *st = dept_sql_query(d, db,
 				   "SELECT zzbs, zzmc, zzlxdm, zzbh, qfjg, qfjgdm, gxsd, czzt, czztdm, czztdmlx, qfrq,"
 				   " yxqqsrq, coalesce(yxqjzrq, ''), zzzt, bbh, bbsj, coalesce(nrlx, ''), nr, bswjzy"
 				   " FROM dzzz WHERE zzid = ?",
@@ -1136,7 +1066,7 @@ static int s_sign_row(struct dept *d, sqlite3 *db, long long zzid, const char *o
 		goto out;
 	}
 
-	st = s_query(d, db, "SELECT xmmc, xmnr FROM dzzz_zmxx WHERE zzid = ? ORDER BY xh", "i", zzid);
+	st = dept_sql_query(d, db, "SELECT xmmc, xmnr FROM dzzz_zmxx WHERE zzid = ? ORDER BY xh", "i", zzid);
 	size_t cap = 0;
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		if (l.n_items == cap) {
@@ -1162,7 +1092,7 @@ static int s_sign_row(struct dept *d, sqlite3 *db, long long zzid, const char *o
 		itemp[i] = &items[i];
 	l.items = itemp;
 
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "SELECT coalesce(g.glzzbs, r.zzbs, '') FROM dzzz_glzz g LEFT JOIN dzzz r ON r.zzid = g.glzzid"
 		     " WHERE g.zzid = ? ORDER BY g.xh",
 		     "i", zzid);
@@ -1191,7 +1121,7 @@ static int s_sign_row(struct dept *d, sqlite3 *db, long long zzid, const char *o
 		goto out;
 	}
 	if (s_version_put(d, db, zzid, (long long)l.version, l.status, b, n, &sig) != 0 ||
-	    s_exec(d, db, "UPDATE dzzz_glzz SET glzzbs = (SELECT zzbs FROM dzzz WHERE zzid = glzzid)"
+	    dept_sql_exec(d, db, "UPDATE dzzz_glzz SET glzzbs = (SELECT zzbs FROM dzzz WHERE zzid = glzzid)"
 			  " WHERE zzid = ? AND glzzbs IS NULL",
 		   "i", zzid) != 0) {
 		snprintf(why, whylen, "licence row %lld: the signed version could not be stored", zzid);
@@ -1223,7 +1153,7 @@ static int s_sign_seeded(struct dept *d, sqlite3 *db, int *count, char *why, siz
 	long long *ids = NULL;
 	size_t n = 0, cap = 0;
 	int rc = -1;
-	sqlite3_stmt *st = s_query(d, db, "SELECT zzid, zzlxdm, qfjgdm, xlh, bbdm FROM dzzz WHERE zzbs IS NULL", "");
+	sqlite3_stmt *st = dept_sql_query(d, db, "SELECT zzid, zzlxdm, qfjgdm, xlh, bbdm FROM dzzz WHERE zzbs IS NULL", "");
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		char id[160];
 		if (s_make_licence_id(dept_col_text(st, 1), dept_col_text(st, 2), dept_col_text(st, 3),
@@ -1233,16 +1163,16 @@ static int s_sign_seeded(struct dept *d, sqlite3 *db, int *count, char *why, siz
 				 dept_col_text(st, 3), dept_col_text(st, 4));
 			goto out;
 		}
-		if (s_exec(d, db, "UPDATE dzzz SET zzbs = ? WHERE zzid = ?", "ti", id,
+		if (dept_sql_exec(d, db, "UPDATE dzzz SET zzbs = ? WHERE zzid = ?", "ti", id,
 			   (long long)sqlite3_column_int64(st, 0)) != 0)
 			goto out;
 	}
 	sqlite3_finalize(st);
-	if (s_exec(d, db, "UPDATE dzzz SET bbsj = ? WHERE bbsj IS NULL", "i", (long long)qiao_now_ms()) != 0) {
+	if (dept_sql_exec(d, db, "UPDATE dzzz SET bbsj = ? WHERE bbsj IS NULL", "i", (long long)qiao_now_ms()) != 0) {
 		st = NULL;
 		goto out;
 	}
-	st = s_query(d, db,
+	st = dept_sql_query(d, db,
 		     "SELECT zzid FROM dzzz d WHERE NOT EXISTS"
 		     " (SELECT 1 FROM dzzz_bb b WHERE b.zzid = d.zzid AND b.bbh = d.bbh) ORDER BY zzid",
 		     "");
@@ -1336,10 +1266,10 @@ static void s_pub_record(const struct pub_call *pc, bool ok, const char *err)
 {
 	sqlite3 *db = dept_db_lock(P.d);
 	if (ok)
-		s_exec(P.d, db, "UPDATE dzzz_sjfb SET fbbz = 1, fbsj = ?, cscs = cscs + 1, zhcw = NULL WHERE sjid = ?",
+		dept_sql_exec(P.d, db, "UPDATE dzzz_sjfb SET fbbz = 1, fbsj = ?, cscs = cscs + 1, zhcw = NULL WHERE sjid = ?",
 		       "ii", (long long)qiao_now_ms(), pc->sjid);
 	else
-		s_exec(P.d, db, "UPDATE dzzz_sjfb SET cscs = cscs + 1, zhcw = ? WHERE sjid = ?", "ti", err, pc->sjid);
+		dept_sql_exec(P.d, db, "UPDATE dzzz_sjfb SET cscs = cscs + 1, zhcw = ? WHERE sjid = ?", "ti", err, pc->sjid);
 	dept_db_unlock(P.d);
 	s_pub_note(ok ? "" : err, pc);
 }
@@ -1355,7 +1285,7 @@ static void s_pub_done(void *arg, struct qiao_result *res)
 		snprintf(err, sizeof err, "%s: %s", qiao_strerror(res->status), res->error.message);
 	if (s_pub_refused(res)) {
 		sqlite3 *db = dept_db_lock(P.d);
-		s_exec(P.d, db, "UPDATE dzzz_sjfb SET fbbz = 2, cscs = cscs + 1, zhcw = ? WHERE sjid = ?", "ti", err,
+		dept_sql_exec(P.d, db, "UPDATE dzzz_sjfb SET fbbz = 2, cscs = cscs + 1, zhcw = ? WHERE sjid = ?", "ti", err,
 		       pc->sjid);
 		dept_db_unlock(P.d);
 		dept_log(P.d, "licence event %lld (%s v%lld) refused by the gateway, not retried: %s", pc->sjid,
@@ -1383,7 +1313,7 @@ static void s_pub_step(void)
 	int evlen = 0;
 	sqlite3 *db = dept_db_lock(P.d);
 	sqlite3_stmt *st =
-		s_query(P.d, db, "SELECT sjid, zzbs, bbh, sjbw FROM dzzz_sjfb WHERE fbbz = 0 ORDER BY sjid LIMIT 1", "");
+		dept_sql_query(P.d, db, "SELECT sjid, zzbs, bbh, sjbw FROM dzzz_sjfb WHERE fbbz = 0 ORDER BY sjid LIMIT 1", "");
 	if (st && sqlite3_step(st) == SQLITE_ROW) {
 		pc->sjid = sqlite3_column_int64(st, 0);
 		snprintf(pc->licence_id, sizeof pc->licence_id, "%s", dept_col_text(st, 1));
@@ -1493,13 +1423,13 @@ static int s_init(struct dept *d)
 	sqlite3 *db = dept_db_lock(d);
 	char why[400];
 	int count = 0;
-	int rc = s_exec(d, db, "BEGIN IMMEDIATE", "");
+	int rc = dept_sql_exec(d, db, "BEGIN IMMEDIATE", "");
 	if (rc == 0) {
 		rc = s_sign_seeded(d, db, &count, why, sizeof why);
 		if (rc == 0)
-			rc = s_exec(d, db, "COMMIT", "");
+			rc = dept_sql_exec(d, db, "COMMIT", "");
 		else
-			s_exec(d, db, "ROLLBACK", "");
+			dept_sql_exec(d, db, "ROLLBACK", "");
 	} else {
 		snprintf(why, sizeof why, "the database is busy");
 	}
