@@ -32,25 +32,25 @@
 #define P "带押过户"
 #define CASE "case-2026-000888"
 
-#define UNIT1 "150602001001GB00001F00010001" /* 张伟, bank A first rank */
+#define UNIT1 "150602001001GB00001F00010001" /* 张晓梅, bank A first rank */
 #define UNIT2 "150602001001GB00001F00010002" /* 查封 */
 #define UNIT3 "150602002003GB00012F00020101" /* 禁止转让约定 */
 #define UNIT4 "150603001002GB00045F00030502" /* 共同共有, no mortgage */
 #define UNIT5 "150602003001GB00078F00010103" /* 异议 */
 #define UNIT_NONE "150602009009GB00999F00990099" /* valid, not in the register */
-#define CERT1 "蒙(2019)鄂尔多斯市不动产权第0012345号"
-#define CERT1_FW "蒙（2019）鄂尔多斯市不动产权第0012345号"
+#define CERT1 "蒙(2020)鄂尔多斯市不动产权第0001234号"
+#define CERT1_FW "蒙（2020）鄂尔多斯市不动产权第0001234号"
 #define CERT1_OLD "蒙(2016)鄂尔多斯市不动产权第0003021号"
 #define CERT2 "蒙(2020)鄂尔多斯市不动产权第0023456号"
 #define CERT3 "蒙(2021)鄂尔多斯市不动产权第0034567号"
 #define CERT5 "蒙(2022)鄂尔多斯市不动产权第0056789号"
-#define PROOF_A "蒙(2019)鄂尔多斯市不动产证明第0004567号"
+#define PROOF_A "蒙(2020)鄂尔多斯市不动产证明第0005678号"
 #define PROOF_B3 "蒙(2021)鄂尔多斯市不动产证明第0005678号"
 #define PROOF_NONE "蒙(2019)鄂尔多斯市不动产证明第0999999号"
 #define BANK_A_USCC "91150600MA0B56780F"
 #define BANK_B_USCC "91150600MA0C9012X7"
-#define SELLER "15060219850612003X"
-#define BUYER "150621199003154522"
+#define SELLER "150621199003154522" /* 张晓梅 */
+#define BUYER "15060219850612003X"  /* 李建国 */
 
 /* invalid identifiers, one per kind */
 #define BAD_UNIT "150602001001GB00001X00010001"     /* 定着物特征码 X */
@@ -217,7 +217,7 @@ static void mk_opinion(struct opinion *o, const char *consent)
 	o->m.payoff_amount_fen = PAYOFF;
 	o->m.consent_no = (char *)consent;
 	o->m.consent_valid_until_ms = wall_ms() + 30LL * 86400000;
-	o->m.loan_contract_no = "A-JK-2019-0612";
+	o->m.loan_contract_no = "BOA-GRZF-2020-0618001";
 }
 
 struct withdrawal {
@@ -254,7 +254,7 @@ static void mk_tax(struct taxn *t)
 		t->itp[i] = &t->it[i];
 	}
 	t->it[0].tax_type = QIAO__V1__TAX_TYPE__TAX_TYPE_DEED_TAX;
-	t->it[0].payer = mkparty(&t->buyer, "李娜", RES, BUYER);
+	t->it[0].payer = mkparty(&t->buyer, "李建国", RES, BUYER);
 	t->it[0].taxable_base_fen = PRICE;
 	t->it[0].rate_ppm = 15000;
 	t->it[0].amount_due_fen = 2400000;
@@ -262,7 +262,7 @@ static void mk_tax(struct taxn *t)
 	t->it[0].voucher_no = VOUCHER;
 	t->it[0].paid_ms = wall_ms() - 3600000;
 	t->it[1].tax_type = QIAO__V1__TAX_TYPE__TAX_TYPE_INDIVIDUAL_INCOME_TAX; /* 满五唯一: exempt */
-	t->it[1].payer = mkparty(&t->seller, "张伟", RES, SELLER);
+	t->it[1].payer = mkparty(&t->seller, "张晓梅", RES, SELLER);
 	t->it[1].taxable_base_fen = PRICE;
 	t->c.items = t->itp;
 	t->c.n_items = 2;
@@ -286,8 +286,8 @@ static void mk_filing(struct filing *f)
 	f->n.unit_no = UNIT1;
 	f->n.cert_no = CERT1_FW; /* full-width brackets: normalised */
 	f->n.price_fen = PRICE;
-	f->sp[0] = mkparty(&f->seller, "张伟", RES, SELLER);
-	f->bp[0] = mkparty(&f->buyer, "李娜", RES, BUYER);
+	f->sp[0] = mkparty(&f->seller, "张晓梅", RES, SELLER);
+	f->bp[0] = mkparty(&f->buyer, "李建国", RES, BUYER);
 	f->n.sellers = f->sp;
 	f->n.n_sellers = 1;
 	f->n.buyers = f->bp;
@@ -314,12 +314,12 @@ static void mk_app(struct app *x, const char *slbh)
 	a->original_cert_no = CERT1;
 	a->unit_no = UNIT1;
 	qiao__v1__right_holder__init(&x->holder);
-	x->holder.party = mkparty(&x->buyer, "李娜", RES, BUYER);
+	x->holder.party = mkparty(&x->buyer, "李建国", RES, BUYER);
 	x->holders[0] = &x->holder;
 	a->right_holders = x->holders;
 	a->n_right_holders = 1;
 	a->co_ownership = QIAO__V1__CO_OWNERSHIP__CO_OWNERSHIP_SOLE;
-	x->obligors[0] = mkparty(&x->seller, "张伟", RES, SELLER);
+	x->obligors[0] = mkparty(&x->seller, "张晓梅", RES, SELLER);
 	a->obligors = x->obligors;
 	a->n_obligors = 1;
 	a->price_fen = PRICE;
@@ -328,11 +328,11 @@ static void mk_app(struct app *x, const char *slbh)
 	x->vouchers[0] = VOUCHER;
 	a->tax_voucher_nos = x->vouchers;
 	a->n_tax_voucher_nos = 1;
-	x->mortgagors[0] = mkparty(&x->mgor, "李娜", RES, BUYER);
+	x->mortgagors[0] = mkparty(&x->mgor, "李建国", RES, BUYER);
 	a->mortgagors = x->mortgagors;
 	a->n_mortgagors = 1;
 	a->mortgagee = mkparty(&x->bank, "银行B 鄂尔多斯分行", USCC, BANK_B_USCC);
-	x->debtors[0] = mkparty(&x->debtor, "李娜", RES, BUYER);
+	x->debtors[0] = mkparty(&x->debtor, "李建国", RES, BUYER);
 	a->debtors = x->debtors;
 	a->n_debtors = 1;
 	a->mortgage_type = QIAO__V1__MORTGAGE_TYPE__MORTGAGE_TYPE_GENERAL;
@@ -355,7 +355,7 @@ static Qiao__V1__TitleSummary *summary_of(const char *unit, const char *cert)
 	q.unit_no = (char *)(unit ? unit : "");
 	q.cert_no = (char *)(cert ? cert : "");
 	q.authorisation_no = "SQ-2026-0088";
-	q.authorised_by = mkparty(&buyer, "李娜", RES, BUYER);
+	q.authorised_by = mkparty(&buyer, "李建国", RES, BUYER);
 	q.purpose = P;
 	return (Qiao__V1__TitleSummary *)OK(s_b, "title-summary.v1", q, &qiao__v1__title_summary__descriptor);
 }
@@ -414,14 +414,14 @@ static void t_title_summary(void)
 		CHECK(strcmp(s->cert_no, CERT1) == 0);
 		CHECK(strstr(s->location, "锦绣园") != NULL);
 		CHECK(s->n_holders == 1 && strcmp(s->holders[0]->party->id->id, SELLER) == 0 &&
-		      strcmp(s->holders[0]->party->name, "张伟") == 0);
+		      strcmp(s->holders[0]->party->name, "张晓梅") == 0);
 		CHECK(s->co_ownership == QIAO__V1__CO_OWNERSHIP__CO_OWNERSHIP_SOLE);
 		CHECK(s->n_mortgages == 1);
 		if (s->n_mortgages == 1) {
 			CHECK(s->mortgages[0]->rank == 1);
 			CHECK(strcmp(s->mortgages[0]->proof_no, PROOF_A) == 0);
 			CHECK(strcmp(s->mortgages[0]->mortgagee->id->id, BANK_A_USCC) == 0);
-			CHECK(s->mortgages[0]->secured_amount_fen == 120000000);
+			CHECK(s->mortgages[0]->secured_amount_fen == 105000000);
 			CHECK(s->mortgages[0]->n_mortgagors == 1 && s->mortgages[0]->n_debtors == 1);
 		}
 		CHECK(!s->seized && !s->objection && !s->transfer_restricted && !s->pre_notice);
@@ -459,7 +459,7 @@ static void t_title_summary(void)
 	Qiao__V1__TitleSummaryRequest q = QIAO__V1__TITLE_SUMMARY_REQUEST__INIT;
 	struct party who;
 	q.authorisation_no = "SQ-2026-0088";
-	q.authorised_by = mkparty(&who, "李娜", RES, BUYER);
+	q.authorised_by = mkparty(&who, "李建国", RES, BUYER);
 	q.purpose = P;
 	q.unit_no = UNIT_NONE;
 	ERR(s_b, "title-summary.v1", q, NOT_FOUND, "unit_no");
@@ -479,9 +479,9 @@ static void t_title_summary(void)
 	ERR(s_b, "title-summary.v1", q, INVALID_IDENTIFIER, "cert_no");
 	q.cert_no = "";
 	q.unit_no = UNIT1;
-	mkparty(&who, "李娜", RES, BAD_RESIDENT);
+	mkparty(&who, "李建国", RES, BAD_RESIDENT);
 	ERR(s_b, "title-summary.v1", q, INVALID_IDENTIFIER, "authorised_by.id.id");
-	mkparty(&who, "李娜", RES, BUYER);
+	mkparty(&who, "李建国", RES, BUYER);
 	q.authorisation_no = "";
 	ERR(s_b, "title-summary.v1", q, BAD_REQUEST, "authorisation_no");
 	q.authorisation_no = "SQ-2026-0088";
@@ -640,7 +640,7 @@ static void t_notices(void)
 	t.c.unit_no = BAD_UNIT;
 	ERR(s_tax, "tax-clearance-notice.v1", t.n, INVALID_IDENTIFIER, "clearance.unit_no");
 	mk_tax(&t);
-	mkparty(&t.buyer, "李娜", RES, BAD_RESIDENT);
+	mkparty(&t.buyer, "李建国", RES, BAD_RESIDENT);
 	ERR(s_tax, "tax-clearance-notice.v1", t.n, INVALID_IDENTIFIER, "clearance.items[0].payer.id.id");
 	mk_tax(&t);
 	t.c.status = QIAO__V1__TAX_CLEARANCE_STATUS__TAX_CLEARANCE_STATUS_ASSESSED;
@@ -684,7 +684,7 @@ static void t_notices(void)
 	f.n.cert_no = BAD_CERT;
 	ERR(s_housing, "filing-notice.v1", f.n, INVALID_IDENTIFIER, "cert_no");
 	mk_filing(&f);
-	mkparty(&f.buyer, "李娜", RES, BAD_RESIDENT);
+	mkparty(&f.buyer, "李建国", RES, BAD_RESIDENT);
 	ERR(s_housing, "filing-notice.v1", f.n, INVALID_IDENTIFIER, "buyers[0].id.id");
 	mk_filing(&f);
 	f.n.escrow_amount_fen = 0;
@@ -763,13 +763,13 @@ static void t_combined_refusals(void)
 	x.a.original_mortgage_proof_no = BAD_PROOF;
 	ERR(s_b, "combined-registration.v1", x.a, INVALID_IDENTIFIER, "original_mortgage_proof_no");
 	mk_app(&x, "SL-BAD-0001");
-	mkparty(&x.buyer, "李娜", RES, BAD_RESIDENT);
+	mkparty(&x.buyer, "李建国", RES, BAD_RESIDENT);
 	ERR(s_b, "combined-registration.v1", x.a, INVALID_IDENTIFIER, "right_holders[0].party.id.id");
 	mk_app(&x, "SL-BAD-0001");
 	mkparty(&x.bank, "银行B 鄂尔多斯分行", USCC, BAD_USCC);
 	ERR(s_b, "combined-registration.v1", x.a, INVALID_IDENTIFIER, "mortgagee.id.id");
 	mk_app(&x, "SL-BAD-0001");
-	mkparty(&x.bank, "李娜", RES, BUYER);
+	mkparty(&x.bank, "李建国", RES, BUYER);
 	ERR(s_b, "combined-registration.v1", x.a, BAD_REQUEST, "mortgagee.id.type");
 	mk_app(&x, "SL-BAD-0001");
 	x.a.debt_end_date = "2026-11-30";

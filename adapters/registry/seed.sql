@@ -2,8 +2,11 @@
 -- identifier below passes `qiao id check` (units, certificates, proofs,
 -- 居民身份证号码, USCCs).
 --
---   unit 150602001001GB00001F00010001  锦绣园 3-2-1201: 张伟, first-rank
---        mortgage of bank A (the 带押过户 demo flat)
+--   unit 150602001001GB00001F00010001  锦绣园 3-2-1201: 张晓梅 since
+--        2020-06-18 (bought from 高建国), first-rank mortgage of bank A
+--        securing loan BOA-GRZF-2020-0618001: the 带押过户 demo flat, with
+--        the same 不动产权证书号 and 不动产证明号 as the seeds of bank A
+--        (adapters/bank/seed-bank-a.sql), housing and tax
 --   unit 150602001001GB00001F00010002  锦绣园 3-2-1202: 王强, under 查封
 --   unit 150602002003GB00012F00020101  康和苑 7-1-0601: 刘芳, mortgage of
 --        bank B with a registered 禁止转让约定
@@ -32,9 +35,9 @@ INSERT INTO bdcdy (bdcdyh, xzqdm, zl, ghyt, tdyt, qllx, qlxz, jzmj, zdmj, tdsyqs
 -- titles: ids fixed so that the child rows below can name them
 INSERT INTO fdcq (id, bdcdyh, bdcqzh, gyfs, qszt, djsj, zxsj, slbh, zxslbh, jyjg, fj) VALUES
   (1, '150602001001GB00001F00010001', '蒙(2016)鄂尔多斯市不动产权第0003021号', 0, 2,
-   1460424000000, 1560997800000, '201604120037', '201906200112', NULL, NULL),
-  (2, '150602001001GB00001F00010001', '蒙(2019)鄂尔多斯市不动产权第0012345号', 0, 1,
-   1560997800000, NULL, '201906200112', NULL, 168000000, NULL),
+   1460424000000, 1592447400000, '201604120037', '202006180046', NULL, NULL),
+  (2, '150602001001GB00001F00010001', '蒙(2020)鄂尔多斯市不动产权第0001234号', 0, 1,
+   1592447400000, NULL, '202006180046', NULL, 150000000, NULL),
   (3, '150602001001GB00001F00010002', '蒙(2020)鄂尔多斯市不动产权第0023456号', 0, 1,
    1599112800000, NULL, '202009030058', NULL, 121000000, NULL),
   (4, '150602002003GB00012F00020101', '蒙(2021)鄂尔多斯市不动产权第0034567号', 0, 1,
@@ -46,7 +49,7 @@ INSERT INTO fdcq (id, bdcdyh, bdcqzh, gyfs, qszt, djsj, zxsj, slbh, zxslbh, jyjg
 
 INSERT INTO qlr (fdcq_id, sxh, qlrmc, zjzl, zjh, qlbl) VALUES
   (1, 1, '高建国', 1, '150602196602030078', NULL),
-  (2, 1, '张伟', 1, '15060219850612003X', NULL),
+  (2, 1, '张晓梅', 1, '150621199003154522', NULL),
   (3, 1, '王强', 1, '150602197803150011', NULL),
   (4, 1, '刘芳', 1, '15060219920808002X', NULL),
   (5, 1, '赵磊', 1, '150603198801010032', NULL),
@@ -55,10 +58,10 @@ INSERT INTO qlr (fdcq_id, sxh, qlrmc, zjzl, zjh, qlbl) VALUES
 
 INSERT INTO dyaq (id, bdcdyh, bdcdjzmh, dysw, dyqr, dyqrzjh, dyfs, bdbzzqse, zgzqse, zwlxqssj, zwlxjssj,
                   dbfw, sfczyd, ydnr, dyhth, dkhth, qszt, djsj, slbh, zxsj, zxyy, zxyysm, jqzmbh, zxslbh) VALUES
-  (1, '150602001001GB00001F00010001', '蒙(2019)鄂尔多斯市不动产证明第0004567号', 1,
-   '银行A 鄂尔多斯分行', '91150600MA0B56780F', 1, 120000000, 0, '2019-06-20', '2049-06-19',
+  (1, '150602001001GB00001F00010001', '蒙(2020)鄂尔多斯市不动产证明第0005678号', 1,
+   '银行A 鄂尔多斯分行', '91150600MA0B56780F', 1, 105000000, 0, '2020-06-18', '2050-06-18',
    '主债权及利息、违约金、损害赔偿金和实现抵押权的费用', 0, NULL,
-   'A-DY-2019-0612', 'A-JK-2019-0612', 1, 1560998700000, '201906200112', NULL, NULL, NULL, NULL, NULL),
+   'BOA-GRDY-2020-0618001', 'BOA-GRZF-2020-0618001', 1, 1592448300000, '202006180046', NULL, NULL, NULL, NULL, NULL),
   (2, '150602002003GB00012F00020101', '蒙(2021)鄂尔多斯市不动产证明第0005678号', 1,
    '银行B 鄂尔多斯分行', '91150600MA0C9012X7', 1, 100000000, 0, '2021-11-15', '2051-11-14',
    '主债权及利息、违约金、损害赔偿金和实现抵押权的费用', 1,
@@ -71,8 +74,8 @@ INSERT INTO dyaq (id, bdcdyh, bdcdjzmh, dysw, dyqr, dyqrzjh, dyfs, bdbzzqse, zgz
    '提前清偿', 'A-JQ-2023-0801', '202308010031');
 
 INSERT INTO dyaq_dsr (dyaq_id, lx, sxh, mc, zjzl, zjh) VALUES
-  (1, 'DYR', 1, '张伟', 1, '15060219850612003X'),
-  (1, 'ZWR', 1, '张伟', 1, '15060219850612003X'),
+  (1, 'DYR', 1, '张晓梅', 1, '150621199003154522'),
+  (1, 'ZWR', 1, '张晓梅', 1, '150621199003154522'),
   (2, 'DYR', 1, '刘芳', 1, '15060219920808002X'),
   (2, 'ZWR', 1, '刘芳', 1, '15060219920808002X'),
   (3, 'DYR', 1, '赵磊', 1, '150603198801010032'),
