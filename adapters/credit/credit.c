@@ -695,7 +695,7 @@ static int s_report_locked(struct dept *d, sqlite3 *db, const struct qiao_reques
 	snprintf(compact, sizeof compact, "%.4s%.2s%.2s", today, today + 5, today + 8);
 	snprintf(no, sizeof no, "XYBG-%.6s-%s-%06lld", dept_config(d, "area_code", "150600"), compact, bgid);
 
-	char conclusion[2400], head[1200], area[700] = "";
+	char conclusion[4096], head[2048], area[700] = "";
 	const char *scope = "行政处罚、行政强制、严重失信主体名单、刑事裁判";
 	if (q->n_domains)
 		snprintf(area, sizeof area, "（行业领域：%.600s）", domains);
