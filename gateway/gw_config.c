@@ -56,6 +56,7 @@ struct gw_config {
 	struct gw_limits lim;
 	struct gw_audit audit;
 	struct gw_cache cache;
+	struct gw_workflow wf;
 	qiao_id_policy_t *ids;
 	struct gw_member *members;          /* sorted by id */
 	size_t nmembers;
@@ -1660,18 +1661,54 @@ static int s_load_cache(struct s_ld *ld, const config_setting_t *root)
 	return 0;
 }
 
+static int s_load_workflow(struct s_ld *ld, const config_setting_t *root)
+{
+	struct gw_config *cfg = ld->cfg;
+	struct gw_workflow *w = &cfg->wf;
+	const config_setting_t *g, *at = NULL;
+	const char *v = NULL;
+	TRY(s_get_group(ld, root, "workflow", 0, &g));
+	if (!g)
+		return 0;
+	static const char *const known[] = {"key_file", "definitions", "socket", "endpoint", "max_open_cases", NULL};
+	TRY(s_known_keys(ld, g, "workflow", known));
+	w->enabled = true;
+	TRY(s_get_string(ld, g, "workflow", "key_file", 1, &v, &at));
+	TRY(s_path(ld, at, "workflow.key_file", v, &w->key_file));
+	TRY(s_get_string(ld, g, "workflow", "definitions", 1, &v, &at));
+	TRY(s_path(ld, at, "workflow.definitions", v, &w->definitions));
+	TRY(s_get_string(ld, g, "workflow", "socket", 1, &v, &at));
+	TRY(s_path(ld, at, "workflow.socket", v, &w->socket));
+	if (strlen(w->socket) >= GW_UNIX_PATH_MAX)
+		return s_fail(ld, at, "workflow.socket: %s is longer than the %d bytes a unix socket path may have",
+			      w->socket, GW_UNIX_PATH_MAX - 1);
+	v = NULL;
+	TRY(s_get_string(ld, g, "workflow", "endpoint", 0, &v, &at));
+	if (v) {
+		if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ipc://", 6) != 0)
+			return s_fail(ld, at, "workflow.endpoint: '%s' is not tcp://HOST:PORT or ipc://PATH", v);
+		w->endpoint = s_strdup(cfg, v);
+		ENOMEM_IF_NULL(w->endpoint);
+	}
+	long long maxc = 100000;
+	TRY(s_get_int(ld, g, "workflow", "max_open_cases", 1, 10000000, &maxc, NULL));
+	w->max_open_cases = (unsigned)maxc;
+	return 0;
+}
+
 static int s_load(struct s_ld *ld)
 {
 	const config_setting_t *root = config_root_setting(&ld->lc);
 	TRY(s_scan_integers(ld));
 	static const char *const known[] = {"gateway", "limits", "audit", "cache", "identifiers", "members", "policy",
-					    NULL};
+					    "workflow", NULL};
 	TRY(s_known_keys(ld, root, "the top level", known));
 	TRY(s_load_identifiers(ld, root));
 	TRY(s_load_gateway(ld, root));
 	TRY(s_load_limits(ld, root));
 	TRY(s_load_audit(ld, root));
 	TRY(s_load_cache(ld, root));
+	TRY(s_load_workflow(ld, root));
 	TRY(s_load_members(ld, root));
 	TRY(s_load_policy(ld, root));
 	return 0;
@@ -1784,6 +1821,11 @@ int64_t gw_config_loaded_ms(const struct gw_config *cfg)
 const struct gw_gateway *gw_config_gateway(const struct gw_config *cfg)
 {
 	return &cfg->gw;
+}
+
+const struct gw_workflow *gw_config_workflow(const struct gw_config *cfg)
+{
+	return &cfg->wf;
 }
 
 const struct gw_cache *gw_config_cache(const struct gw_config *cfg)

@@ -106,6 +106,18 @@ struct gw_audit {
 	int64_t checkpoint_ms;       /* ... and at most this long after the first uncovered entry, 1000 */
 };
 
+/* Section workflow { }: the workflow engine (docs/workflow.md).  Absent:
+ * no engine runs.  Paths are absolute. */
+struct gw_workflow {
+	bool enabled;                /* the section is present */
+	const char *key_file;        /* the engine's own member key file; required */
+	const char *definitions;     /* directory of *.wf definition files; required */
+	const char *socket;          /* unix socket of `qiao case`; required */
+	const char *endpoint;        /* where the engine connects; NULL: the first listen endpoint
+				      * (0.0.0.0 / * / [::] replaced by the loopback address) */
+	unsigned max_open_cases;     /* cases not yet final, 100000; more starts are refused */
+};
+
 struct gw_member;
 
 /* One service of the registry. */
@@ -161,6 +173,7 @@ const struct gw_gateway *gw_config_gateway(const struct gw_config *cfg);
 const struct gw_limits *gw_config_limits(const struct gw_config *cfg);
 const struct gw_audit *gw_config_audit(const struct gw_config *cfg);
 const struct gw_cache *gw_config_cache(const struct gw_config *cfg);
+const struct gw_workflow *gw_config_workflow(const struct gw_config *cfg);
 /* The identifier policy built from identifiers.legacy_uscc (never NULL). */
 const qiao_id_policy_t *gw_config_ids(const struct gw_config *cfg);
 /* Envelope limits: max_header, max_body and the identifier policy. */

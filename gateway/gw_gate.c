@@ -39,6 +39,7 @@
 #include "gw_map.h"
 #include "gw_mbox.h"
 #include "gw_policy.h"
+#include "gw_wf.h"
 #include "identity.pb-c.h"
 #include "qiao_envelope.h"
 #include "qiao_err.h"
@@ -248,7 +249,10 @@ struct gw_gate {
 	size_t nsubs;
 	int64_t next_notify;
 	qiao_gc_t *gc;
-	uint64_t audit_submitted;     /* audit entries handed to the writer */
+	uint64_t audit_submitted;     /* audit entries handed to the writer (the engine's included) */
+	uint64_t wf_audited;          /* the workflow engine's count when last looked at */
+	gw_wf_t *wf;                  /* the workflow engine, or NULL */
+	char wf_endpoint[300];        /* where it connects */
 	uint64_t audit_at_ckpt;       /* ... when the last checkpoint op was submitted */
 	int64_t next_ckpt;            /* monotonic ms */
 	int64_t last_ckpt_ms;         /* wall clock of the last checkpoint op */
@@ -2830,6 +2834,8 @@ static json_t *s_status_json(gw_gate_t *g)
 	qiao_txn_abort(&ct);
 	json_object_set_new(ca, "subscribers", sa);
 	json_object_set_new(o, "cache", ca);
+	if (g->wf)
+		json_object_set_new(o, "workflow", gw_wf_status(g->wf));
 
 	json_t *k = json_object();
 #define CNT(name) json_object_set_new(k, #name, json_integer((json_int_t)g->c.name))
@@ -2982,6 +2988,9 @@ static void s_timers(gw_gate_t *g)
 	}
 	if (mono >= g->next_ckpt) {
 		g->next_ckpt = mono + gw_config_audit(g->cfg)->checkpoint_ms;
+		uint64_t wa = gw_wf_audited(g->wf);
+		g->audit_submitted += wa - g->wf_audited;
+		g->wf_audited = wa;
 		if (g->audit_submitted != g->audit_at_ckpt)
 			s_checkpoint_now(g);
 	}
@@ -3069,6 +3078,23 @@ static void s_reload(gw_gate_t *g)
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
+
+/* The endpoint the workflow engine connects to: the first listen endpoint
+ * as bound (a port of 0 resolved), a wildcard address made loopback. */
+static void s_wf_endpoint(gw_gate_t *g)
+{
+	char ep[256] = "";
+	size_t len = sizeof ep;
+	if (zmq_getsockopt(g->router, ZMQ_LAST_ENDPOINT, ep, &len) != 0)
+		return;
+	const char *wild[] = {"tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"};
+	for (size_t i = 0; i < 3; i++)
+		if (strncmp(ep, wild[i], strlen(wild[i])) == 0) {
+			snprintf(g->wf_endpoint, sizeof g->wf_endpoint, "tcp://127.0.0.1:%s", ep + strlen(wild[i]));
+			return;
+		}
+	snprintf(g->wf_endpoint, sizeof g->wf_endpoint, "%s", ep);
+}
 
 int gw_gate_new(struct gw_config **cfgp, gw_gate_t **out, char *err, size_t errlen)
 {
@@ -3178,12 +3204,15 @@ int gw_gate_new(struct gw_config **cfgp, gw_gate_t **out, char *err, size_t errl
 		snprintf(err, errlen, "ROUTER socket: %s", zmq_strerror(errno));
 		goto fail;
 	}
-	for (size_t i = 0; i < gw->nlisten; i++)
+	for (size_t i = 0; i < gw->nlisten; i++) {
 		if (zmq_bind(g->router, gw->listen[i]) != 0) {
 			rc = QIAO_EIO;
 			snprintf(err, errlen, "cannot listen on %s: %s", gw->listen[i], zmq_strerror(errno));
 			goto fail;
 		}
+		if (i == 0)
+			s_wf_endpoint(g);
+	}
 	rc = s_admin_open(g, gw->admin_socket, err, errlen);
 	if (rc != 0)
 		goto fail;
@@ -3223,6 +3252,19 @@ static void s_drain_mailbox(gw_gate_t *g)
 int gw_gate_run(gw_gate_t *g, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload, int64_t drain_ms)
 {
 	const struct gw_gateway *gw = gw_config_gateway(g->cfg);
+	const struct gw_workflow *wfc = gw_config_workflow(g->cfg);
+	if (wfc && wfc->enabled) {
+		char curve[45], err[1024] = "";
+		qiao_b64_32(g->keys->curve_pk, curve);
+		struct gw_wf_env env = {.cfg = g->cfg, .st = g->st, .gc = g->gc, .audit = g->audit,
+					.endpoint = wfc->endpoint ? wfc->endpoint : g->wf_endpoint,
+					.gateway_curve = curve};
+		int rc = gw_wf_start(&env, &g->wf, err, sizeof err);
+		if (rc != 0) {
+			log_error("workflow.start_failed reason=\"%s\"", err);
+			return rc;
+		}
+	}
 	log_info("gateway.ready member=%s listen=%s members=%zu services=%zu rules=%zu verify_threads=%u", gw->member,
 		 gw->listen[0], gw_config_member_count(g->cfg), gw_config_service_count(g->cfg),
 		 gw_policy_rule_count(g->cfg), g->nvthreads);
@@ -3231,6 +3273,8 @@ int gw_gate_run(gw_gate_t *g, volatile sig_atomic_t *stop, volatile sig_atomic_t
 	int64_t drain_until = 0;
 	for (;;) {
 		if (*stop && !g->draining) {
+			/* the engine first: its calls in flight stay RUNNING and resume at the next start */
+			gw_wf_stop(&g->wf);
 			g->draining = 1;
 			drain_until = s_mono_ms() + drain_ms;
 			log_info("gateway.draining pending=%zu in_progress=%u", gw_map_count(g->pending), g->outstanding);
@@ -3289,6 +3333,7 @@ void gw_gate_destroy(gw_gate_t **gp)
 	if (!gp || !*gp)
 		return;
 	gw_gate_t *g = *gp;
+	gw_wf_stop(&g->wf);
 	if (g->vq) {
 		gw_mbox_close(g->vq);
 		for (unsigned i = 0; i < g->nvthreads; i++)

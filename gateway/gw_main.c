@@ -18,6 +18,7 @@
 
 #include "gw_config.h"
 #include "gw_gate.h"
+#include "gw_wfdef.h"
 #include "gw_log.h"
 #include "gw_policy.h"
 #include "qiao_err.h"
@@ -108,9 +109,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	size_t nwf = 0;
+	const struct gw_workflow *wf = gw_config_workflow(cfg);
+	if (check && wf && wf->enabled) {
+		struct wf_def **defs = NULL;
+		if (gw_wfdef_load_dir(wf->definitions, cfg, &defs, &nwf, err, sizeof err) != 0) {
+			fprintf(stderr, "%s\n", err);
+			gw_config_free(&cfg);
+			return 1;
+		}
+		gw_wfdef_free_all(&defs, nwf);
+	}
 	if (check) {
-		printf("configuration OK (%zu members, %zu services, %zu policy rules)\n", gw_config_member_count(cfg),
-		       gw_config_service_count(cfg), gw_policy_rule_count(cfg));
+		printf("configuration OK (%zu members, %zu services, %zu policy rules, %zu workflows)\n",
+		       gw_config_member_count(cfg), gw_config_service_count(cfg), gw_policy_rule_count(cfg), nwf);
 		gw_config_free(&cfg);
 		return 0;
 	}

@@ -25,6 +25,7 @@ struct d_member {
 	const char *id;     /* member id (../shared/DOMAIN.md demo departments) */
 	const char *name;
 	const char *variant; /* banks: "bank-a" / "bank-b" (seed and config file names) */
+	const char *conf_override; /* a --config file of the test's own, or NULL */
 	qiao_keys_t *k;
 	char key_path[PATH_MAX];
 	char curve_b64[45], sign_b64[45];
@@ -42,6 +43,13 @@ static struct d_member d_m[D_N] = {
 };
 
 static char d_src[PATH_MAX];
+
+/* More of the gateway config, set before d_setup(): members (entries of
+ * `members`, without a trailing comma) and rules (of `policy`). */
+static const char *d_extra_members, *d_extra_policy;
+/* Called by d_setup() once the test directory exists, before the gateway
+ * starts (e.g. to write more key files there); 0 or -1. */
+static int (*d_pre_start)(void);
 
 /* adapters/<dept>/<file> of the source tree into buf; false when absent. */
 H_FN bool d_path(char *buf, size_t n, const char *dept, const char *file)
@@ -100,8 +108,12 @@ H_FN void d_write_config(const char *extra)
 			 d_m[i].id, d_m[i].name, d_m[i].curve_b64, d_m[i].sign_b64);
 		d_cat(&t, &len, &cap, line);
 		d_cat(&t, &len, &cap, svc);
-		d_cat(&t, &len, &cap, i + 1 < D_N ? "    ); },\n" : "    ); }\n");
+		d_cat(&t, &len, &cap, i + 1 < D_N || d_extra_members ? "    ); },\n" : "    ); }\n");
 		free(svc);
+	}
+	if (d_extra_members) {
+		d_cat(&t, &len, &cap, d_extra_members);
+		d_cat(&t, &len, &cap, "\n");
 	}
 	d_cat(&t, &len, &cap, ");\npolicy = (\n");
 	int first = 1;
@@ -123,6 +135,18 @@ H_FN void d_write_config(const char *extra)
 				d_cat(&t, &len, &cap, ",\n");
 			d_cat(&t, &len, &cap, pol);
 			first = 0;
+		}
+		free(pol);
+	}
+	if (d_extra_policy) {
+		size_t n = strlen(d_extra_policy);
+		while (n && (d_extra_policy[n - 1] == '\n' || d_extra_policy[n - 1] == ' ' || d_extra_policy[n - 1] == ','))
+			n--;
+		char *pol = strndup(d_extra_policy, n);
+		if (pol && n) {
+			if (!first)
+				d_cat(&t, &len, &cap, ",\n");
+			d_cat(&t, &len, &cap, pol);
 		}
 		free(pol);
 	}
@@ -150,6 +174,8 @@ H_FN int d_setup(const char *name, const char *extra_config)
 		qiao_b64_32(d_m[i].k->sign_pk, d_m[i].sign_b64);
 	}
 	d_write_config(extra_config);
+	if (d_pre_start && d_pre_start() != 0)
+		return -1;
 	char out[4096];
 	char *argv[] = {h_gw_bin, "-n", "-f", h_conf, NULL};
 	int st = h_run(argv, out, sizeof out);
@@ -176,6 +202,10 @@ H_FN int d_start_dept(int i)
 	bool has_seed = d_path(seed, sizeof seed, m->dept, f);
 	snprintf(f, sizeof f, "%s.conf", m->variant ? m->variant : m->dept);
 	bool has_conf = d_path(conf, sizeof conf, m->dept, f);
+	if (m->conf_override) {
+		snprintf(conf, sizeof conf, "%s", m->conf_override);
+		has_conf = true;
+	}
 	char *argv[20];
 	int a = 0;
 	argv[a++] = bin;
@@ -225,6 +255,24 @@ H_FN int d_start_dept(int i)
 		return -1;
 	}
 	return 0;
+}
+
+/* Stop department i (SIGTERM) and remove its database, so that the next
+ * d_start_dept(i) starts from the seed again. */
+H_FN void d_reset_dept(int i)
+{
+	if (d_m[i].proc.pid > 0)
+		h_peer_stop(&d_m[i].proc, SIGTERM);
+	d_m[i].proc.pid = 0;
+	char db[PATH_MAX], x[PATH_MAX + 8];
+	snprintf(db, sizeof db, "%s/%s.db", h_dir, d_m[i].variant ? d_m[i].variant : d_m[i].dept);
+	unlink(db);
+	snprintf(x, sizeof x, "%s-wal", db);
+	unlink(x);
+	snprintf(x, sizeof x, "%s-shm", db);
+	unlink(x);
+	snprintf(x, sizeof x, "%s-journal", db);
+	unlink(x);
 }
 
 /* The database file of department i (for checks on its rows). */

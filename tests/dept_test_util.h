@@ -95,7 +95,7 @@ struct party {
 /* The Party `name` with id `id` (both borrowed), in x: USCC when it has 18
  * characters and a letter at the 9th, RESIDENT_ID otherwise.  A test that
  * needs another rule defines DEPT_TEST_OWN_MK_PARTY and its own. */
-static Qiao__V1__Party *mk_party(struct party *x, const char *name, const char *id)
+static __attribute__((unused)) Qiao__V1__Party *mk_party(struct party *x, const char *name, const char *id)
 {
 	qiao__v1__party__init(&x->p);
 	qiao__v1__data_subject__init(&x->s);
@@ -110,7 +110,7 @@ static Qiao__V1__Party *mk_party(struct party *x, const char *name, const char *
 
 /* An ERROR `want` naming `field` ("NAME field: message" in s_msg), and no
  * answer; frees an answer there was. */
-static void expect_err(int line, ProtobufCMessage *out, int code, int want, const char *field)
+static __attribute__((unused)) void expect_err(int line, ProtobufCMessage *out, int code, int want, const char *field)
 {
 	char prefix[160];
 	snprintf(prefix, sizeof prefix, "%s %s:", qiao_error_code_name(want), field);
