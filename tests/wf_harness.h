@@ -155,10 +155,11 @@ H_FN json_t *wf_input(const char *contract)
 	return in;
 }
 
-/* Start a case: its id (static buffer) or NULL with the error shown. */
-H_FN const char *wf_start(json_t *input, char *id, size_t idlen)
+/* Start a case of `workflow` (input consumed): its id in `id`, or NULL
+ * with the error shown. */
+H_FN const char *wf_start_wf(const char *workflow, json_t *input, char *id, size_t idlen)
 {
-	json_t *r = wf_ctl(json_pack("{s:s, s:s, s:o, s:s}", "op", "start", "workflow", "daiya-guohu", "input", input,
+	json_t *r = wf_ctl(json_pack("{s:s, s:s, s:o, s:s}", "op", "start", "workflow", workflow, "input", input,
 				     "user", "clerk-0007"));
 	if (!r || !json_is_true(json_object_get(r, "ok"))) {
 		fprintf(stderr, "case start refused: %s\n", r ? wf_s(r, "error") : "(no answer)");
@@ -168,6 +169,12 @@ H_FN const char *wf_start(json_t *input, char *id, size_t idlen)
 	snprintf(id, idlen, "%s", wf_s(r, "case_id"));
 	json_decref(r);
 	return id;
+}
+
+/* A 带押过户 case. */
+H_FN const char *wf_start(json_t *input, char *id, size_t idlen)
+{
+	return wf_start_wf("daiya-guohu", input, id, idlen);
 }
 
 H_FN json_t *wf_status(const char *id)
