@@ -667,16 +667,21 @@ static void s_on_step_result(gw_wf_t *w, struct wcase *c, size_t i, struct qiao_
 	int unknown;
 	if (r->status == 0) {
 		retry = s_retryable_code(r->error.code);
+		/* NO_INSTANCE, BUSY ...: the request reached no department */
 		unknown = r->error.code == EC(TIMEOUT) || r->error.code == EC(PROVIDER_GONE) ||
 			  r->error.code == EC(DEADLINE_EXCEEDED) || r->error.code == EC(UNAVAILABLE);
 	} else {
 		retry = r->status != QIAO_EFIELD && r->status != QIAO_EINVAL && r->status != QIAO_EIDENT;
-		unknown = r->status != QIAO_EBUSY;
+		unknown = r->status != QIAO_EBUSY && r->status != QIAO_ECLOSED;
 	}
 	if (unknown)
 		json_object_set_new(st, "unknown", json_true());
 	const char *what = r->status == 0 ? r->error.name : qiao_strerror(r->status);
-	if (retry && !compensating && s_schedule_retry(&ds->call, st, now, r->error.retry_after_ms)) {
+	/* while unwinding, a step that may have to be undone is still asked
+	 * again (it is idempotent: the department answers from its records),
+	 * so that its outcome, and what to undo, is known */
+	int ask_again = !compensating || (ds->has_comp && ds->call.idempotent);
+	if (retry && ask_again && s_schedule_retry(&ds->call, st, now, r->error.retry_after_ms)) {
 		int cs = CASE_STATE(c->rec);
 		s_emit(w, c, (long)i, cs, cs, SS(RUNNING), SS(RUNNING), 1, NULL, "%s: %s; retry in %lld ms", what,
 		       r->error.message ? r->error.message : "",
@@ -904,8 +909,22 @@ static void s_advance(gw_wf_t *w, struct wcase *c)
 		if (ss == SS(PENDING)) {
 			s_step_to(w, c, i, SS(SKIPPED), 0, NULL, "not run: the case is being unwound");
 		} else if (ss == SS(RUNNING)) {
+			const struct wf_step *ds = &c->def->steps[i];
 			if (c->live[i].token) {
 				busy = 1; /* its answer decides whether it needs undoing */
+			} else if (ds->has_comp && ds->call.idempotent) {
+				/* asked again until its outcome is known */
+				int64_t sd = s_int(st, "deadline_ms");
+				if (sd && now >= sd) {
+					s_set_int(st, "finished_ms", now);
+					s_set_int(st, "done_seq", s_int(c->rec, "revision") + 1);
+					s_step_to(w, c, i, SS(FAILED), 1, NULL, "the step passed its deadline while the case "
+										"was being unwound");
+				} else {
+					if (s_int(st, "next_attempt_ms") <= now)
+						s_attempt(w, c, i, 0, "to learn its outcome before undoing it");
+					busy = 1;
+				}
 			} else {
 				/* waiting to retry: abandoned; if it may have taken effect, it is undone */
 				s_set_int(st, "finished_ms", now);

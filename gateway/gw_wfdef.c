@@ -36,6 +36,7 @@ struct ld {
 	bool anc[MAX_STEPS][MAX_STEPS]; /* anc[s][t]: t runs before s (transitively) */
 	struct vdecl *vars;
 	size_t nvars;
+	unsigned line;        /* when set: the line of the value being checked */
 };
 
 static int s_fail(struct ld *c, const config_setting_t *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -46,7 +47,7 @@ static int s_fail(struct ld *c, const config_setting_t *at, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	unsigned line = at ? config_setting_source_line(at) : 0;
+	unsigned line = c->line ? c->line : at ? config_setting_source_line(at) : 0;
 	if (c->err && c->errlen) {
 		if (line)
 			snprintf(c->err, c->errlen, "%s:%u: %s", c->file, line, why);
@@ -406,6 +407,7 @@ static int s_parse_string(struct ld *c, const config_setting_t *at, const char *
 static int s_parse_tpl(struct ld *c, const config_setting_t *v, const char *where, struct wf_tpl *t)
 {
 	memset(t, 0, sizeof *t);
+	t->line = config_setting_source_line(v);
 	switch (config_setting_type(v)) {
 	case CONFIG_TYPE_STRING:
 		return s_parse_string(c, v, where, config_setting_get_string(v), t);
@@ -461,14 +463,21 @@ static int s_parse_tpl(struct ld *c, const config_setting_t *v, const char *wher
 static int s_check_tpl(struct ld *c, const config_setting_t *at, const char *where, const struct wf_tpl *t, size_t s,
 		       int self, const ProtobufCMessageDescriptor *reply)
 {
+	unsigned saved = c->line;
+	int rc = 0;
 	switch (t->kind) {
 	case T_REF:
-		return s_check_ref(c, at, where, &t->ref, s, self, reply);
+		c->line = t->line;
+		rc = s_check_ref(c, at, where, &t->ref, s, self, reply);
+		c->line = rc ? c->line : saved;
+		return rc;
 	case T_STR:
-		for (size_t i = 0; i < t->nparts; i++)
+		c->line = t->line;
+		for (size_t i = 0; i < t->nparts && !rc; i++)
 			if (!t->parts[i].text)
-				TRY(s_check_ref(c, at, where, &t->parts[i].ref, s, self, reply));
-		return 0;
+				rc = s_check_ref(c, at, where, &t->parts[i].ref, s, self, reply);
+		c->line = rc ? c->line : saved;
+		return rc;
 	case T_OBJ:
 	case T_ARR:
 		for (size_t i = 0; i < t->n; i++)
@@ -1050,7 +1059,9 @@ static int s_load(struct ld *c, config_t *lc)
 	int64_t ver = 1;
 	TRY(s_int(c, w, "version", 1, 1000000, "workflow", &ver));
 	d->version = (unsigned)ver;
-	TRY(s_str(c, w, "title", 1, "workflow", &d->title));
+	TRY(s_str(c, w, "title", 0, "workflow", &d->title));
+	if (!d->title && !(d->title = strdup(d->name)))
+		return QIAO_ENOMEM;
 	TRY(s_str(c, w, "input", 1, "workflow", &d->input_type));
 	d->input_d = qiao_type_by_name(d->input_type);
 	if (!d->input_d)

@@ -61,6 +61,7 @@ struct wf_part {
 
 struct wf_tpl {
 	int kind;
+	unsigned line;                /* of the definition file, for messages */
 	json_t *lit;                  /* T_LIT */
 	struct wf_ref ref;            /* T_REF: "${...}" alone keeps the JSON type */
 	struct wf_part *parts;        /* T_STR: text with ${...} */
