@@ -39,6 +39,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -199,6 +200,36 @@ struct gw_wf {
 static int64_t s_now(void)
 {
 	return qiao_now_ms();
+}
+
+/*
+ * Fault injection for the crash tests (tests/test_workflow_crash.c):
+ * QIAO_FAULT_WF_KILL="STEP:sent" SIGKILLs the gateway right after the
+ * first request of STEP was handed to the SDK, "STEP:answered" when its
+ * answer arrives, before the answer is committed.  Unset in production.
+ */
+static char s_kill_step[64];
+static int s_kill_phase; /* 1 sent, 2 answered */
+
+static void s_fault_init(void)
+{
+	const char *v = getenv("QIAO_FAULT_WF_KILL");
+	const char *colon = v ? strchr(v, ':') : NULL;
+	if (!colon || (size_t)(colon - v) >= sizeof s_kill_step)
+		return;
+	memcpy(s_kill_step, v, (size_t)(colon - v));
+	s_kill_step[colon - v] = '\0';
+	s_kill_phase = strcmp(colon + 1, "sent") == 0 ? 1 : strcmp(colon + 1, "answered") == 0 ? 2 : 0;
+	if (s_kill_phase)
+		log_warn("workflow.fault_injection kill_at=%s", v);
+}
+
+static void s_fault(const char *step, int phase)
+{
+	if (s_kill_phase == phase && strcmp(step, s_kill_step) == 0) {
+		log_warn("workflow.fault_injection step=%s phase=%s: SIGKILL", step, phase == 1 ? "sent" : "answered");
+		raise(SIGKILL);
+	}
 }
 
 /* ---- definitions ----------------------------------------------------------- */
@@ -1196,6 +1227,8 @@ static void s_send(gw_wf_t *w, const struct wsend *s)
 	};
 	if (body)
 		rc = qiao_adapter_call_async(w->ad, &call, s_call_cb, r, err, sizeof err);
+	if (!s->comp)
+		s_fault(ds->name, 1);
 	else if (!rc)
 		rc = QIAO_ENOMEM;
 	free(body);
@@ -1235,6 +1268,7 @@ static void s_on_result(gw_wf_t *w, struct wres *r)
 	for (struct wcase *c = w->cases; c; c = c->next) {
 		for (size_t i = 0; i < c->def->nsteps; i++) {
 			if (c->live[i].token == tok) {
+				s_fault(c->def->steps[i].name, 2);
 				c->live[i].token = 0;
 				s_on_step_result(w, c, i, r->res);
 				return;
@@ -1843,8 +1877,7 @@ static void s_turn_end(gw_wf_t *w)
 			json_decref(w->replies[i].reply);
 		}
 	} else {
-		for (size_t i = 0; i < w->nsends; i++)
-			s_send(w, &w->sends[i]);
+		/* the operators first: what they asked for is durable */
 		for (size_t i = 0; i < w->nreplies; i++) {
 			json_t *r = w->replies[i].reply;
 			const char *id = json_string_value(json_object_get(r, "case_id"));
@@ -1854,6 +1887,8 @@ static void s_turn_end(gw_wf_t *w)
 			s_write_reply(w->replies[i].fd, r);
 			json_decref(r);
 		}
+		for (size_t i = 0; i < w->nsends; i++)
+			s_send(w, &w->sends[i]);
 	}
 	for (size_t i = 0; i < w->nent; i++)
 		free(w->ents[i]);
@@ -2020,6 +2055,7 @@ int gw_wf_start(const struct gw_wf_env *env, gw_wf_t **out, char *err, size_t er
 	const struct gw_workflow *wc = gw_config_workflow(env->cfg);
 	if (!wc || !wc->enabled)
 		return 0;
+	s_fault_init();
 	gw_wf_t *w = calloc(1, sizeof *w);
 	if (!w)
 		return QIAO_ENOMEM;

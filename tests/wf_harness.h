@@ -87,7 +87,14 @@ H_FN json_t *wf_ctl(json_t *req)
 	}
 	memcpy(sa.sun_path, wf_sock, strlen(wf_sock) + 1);
 	json_t *out = NULL;
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+	/* the engine's socket appears a moment after the gateway's admin socket */
+	int rc = -1;
+	for (int i = 0; fd >= 0 && i < 100 && (rc = connect(fd, (struct sockaddr *)&sa, sizeof sa)) != 0; i++) {
+		if (errno != ENOENT && errno != ECONNREFUSED)
+			break;
+		h_sleep_ms(50);
+	}
+	if (fd >= 0 && rc == 0) {
 		char *t = json_dumps(req, JSON_COMPACT);
 		size_t n = strlen(t);
 		if (write(fd, t, n) == (ssize_t)n && write(fd, "\n", 1) == 1) {

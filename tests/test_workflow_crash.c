@@ -1,0 +1,146 @@
+/*
+ * test_workflow_crash.c - kill -9 the gateway at every step of a 带押过户
+ * case, restart it, and check that the case completes and that no
+ * department acted twice.
+ *
+ * For each step and each of two moments - just after its request was
+ * handed to the SDK ("sent": the department may or may not have it), and
+ * when its answer arrives but before the engine has committed it
+ * ("answered": the department has acted, the gateway does not know) - the
+ * gateway is started with QIAO_FAULT_WF_KILL=STEP:PHASE, which SIGKILLs
+ * it there (gw_wf.c).  The departments start from their seed data each
+ * run.  After the restart the case must end COMPLETED, the killed step
+ * must have been sent again (it was in flight), and the departments'
+ * databases must show every effect exactly once: one loan application,
+ * one disbursement, one payoff quote, one payoff receipt, one filing, one
+ * escrow agreement with exactly two payments and nothing left, one
+ * registration (受理编号), one mortgage cancellation, one rank change, one
+ * current title (the buyer's) and one current mortgage (the new bank's, at
+ * rank 1).  Finally the gateway's audit log verifies (qiao audit verify).
+ */
+#include "wf_harness.h"
+
+static int s_runs, s_completed;
+
+static void s_check_once(const char *id, const json_t *c, const char *contract)
+{
+	json_t *vars = json_object_get(c, "vars");
+	const char *quote = wf_s(json_object_get(vars, "quote"), "quote_no");
+	const char *agreement = wf_s(json_object_get(vars, "escrow"), "agreement_no");
+	const char *newproof = wf_s(json_object_get(vars, "registration"), "mortgage_proof_no");
+	CHECK(dt_q_int(D_BANK_B, "SELECT COUNT(*) FROM loan_application WHERE case_id = ?", id, NULL) == 1);
+	CHECK(dt_q_int(D_BANK_B, "SELECT COUNT(*) FROM disbursement WHERE case_id = ?", id, NULL) == 1);
+	CHECK(dt_q_int(D_BANK_A, "SELECT COUNT(*) FROM payoff_quote WHERE case_id = ?", id, NULL) == 1);
+	CHECK(dt_q_int(D_BANK_A, "SELECT COUNT(*) FROM payoff_receipt WHERE quote_no = ?", quote, NULL) == 1);
+	CHECK(dt_q_int(D_HOUSING, "SELECT COUNT(*) FROM contract_filing WHERE unit_no = ?", DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_HOUSING, "SELECT COUNT(*) FROM escrow_agreement WHERE contract_no = ?", contract, NULL) == 1);
+	CHECK(dt_q_int(D_HOUSING, "SELECT COUNT(*) FROM escrow_payment WHERE agreement_no = ?", agreement, NULL) == 2);
+	CHECK(dt_q_int(D_HOUSING, "SELECT balance_fen FROM escrow_agreement WHERE agreement_no = ?", agreement, NULL) ==
+	      0);
+	CHECK(dt_q_int(D_TAX, "SELECT COUNT(*) FROM tax_assessment WHERE unit_no = ?", DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_REGISTRY, "SELECT COUNT(*) FROM djsl WHERE bdcdyh = ?", DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_REGISTRY, "SELECT COUNT(*) FROM zxdj WHERE bdcdyh = ?", DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_REGISTRY, "SELECT COUNT(*) FROM dysw_bg WHERE bdcdyh = ?", DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_REGISTRY,
+		       "SELECT COUNT(*) FROM fdcq f JOIN qlr q ON q.fdcq_id = f.id WHERE f.bdcdyh = ? AND f.qszt = 1 "
+		       "AND q.zjh = '15060219850612003X'",
+		       DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_REGISTRY, "SELECT COUNT(*) FROM fdcq WHERE bdcdyh = ? AND qszt = 1", DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_REGISTRY, "SELECT COUNT(*) FROM dyaq WHERE bdcdyh = ? AND qszt = 1", DEMO_UNIT, NULL) == 1);
+	CHECK(dt_q_int(D_REGISTRY, "SELECT dysw FROM dyaq WHERE bdcdjzmh = ? AND qszt = 1", newproof, NULL) == 1);
+}
+
+/* One run: kill at step:phase, restart, finish, check. */
+static void s_one(const char *step, const char *phase, int n)
+{
+	char contract[64], kill_at[96];
+	snprintf(contract, sizeof contract, "HT-2026-CRASH-%04d", n);
+	snprintf(kill_at, sizeof kill_at, "%s:%s", step, phase);
+	for (int i = 0; i < D_N; i++)
+		d_reset_dept(i);
+	for (int i = 0; i < D_N; i++)
+		if (d_start_dept(i) != 0) {
+			CHECK(0);
+			return;
+		}
+	/* the gateway that will die */
+	h_gw_stop(10000);
+	setenv("QIAO_FAULT_WF_KILL", kill_at, 1);
+	int up = h_gw_start() == 0;
+	unsetenv("QIAO_FAULT_WF_KILL");
+	CHECK(up);
+	if (!up)
+		return;
+	char id[64];
+	if (!wf_start(wf_input(contract), id, sizeof id)) {
+		CHECK(0);
+		return;
+	}
+	int st = h_wait_exit(h_gw_pid, 20000);
+	CHECK(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	if (st == -1) {
+		fprintf(stderr, "  %s: the gateway was not killed\n", kill_at);
+		kill(h_gw_pid, SIGKILL);
+		h_wait_exit(h_gw_pid, 5000);
+	}
+	h_gw_pid = 0;
+	/* restart: the store opens, the case resumes */
+	CHECK(h_gw_start() == 0);
+	json_t *c = wf_wait(id, 30000);
+	s_runs++;
+	int ok = c && strcmp(wf_s(c, "state"), "COMPLETED") == 0;
+	CHECK(ok);
+	if (!ok) {
+		fprintf(stderr, "  kill at %s: case %s did not complete\n", kill_at, id);
+		wf_show(c);
+		json_decref(c);
+		return;
+	}
+	s_completed++;
+	/* the killed step was in flight: sent again after the restart (more
+	 * than once if its department had not reconnected yet) */
+	json_t *s = wf_step(c, step);
+	long long att = json_integer_value(json_object_get(s, "attempts"));
+	CHECK(att >= 2);
+	printf("  kill -9 at %-22s -> %s %s, %s sent %lld times\n", kill_at, id, wf_s(c, "state"), step, att);
+	s_check_once(id, c, contract);
+	json_decref(c);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	bool up = wf_setup("workflow-crash", NULL) == 0;
+	CHECK(up);
+	if (up) {
+		static const char *const steps[] = {"title",	"quote",     "opinion", "loan",     "filing",
+						    "escrow",	"notice-registry", "notice-tax", "tax", "clearance",
+						    "register", "disburse",  "payoff",	"confirm",  "cancel-mortgage",
+						    "remainder"};
+		static const char *const phases[] = {"sent", "answered"};
+		int n = 0;
+		const char *only = getenv("QIAO_CRASH_ONLY"); /* "step" to run one step's two kills */
+		for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+			for (size_t p = 0; p < 2; p++)
+				if (!only || strcmp(only, steps[i]) == 0)
+					s_one(steps[i], phases[p], ++n);
+		printf("%d crash runs, %d cases completed\n", s_runs, s_completed);
+		CHECK(s_runs == (only ? 2 : 32) && s_completed == s_runs);
+		/* the audit log survived 32 kills */
+		h_gw_stop(10000);
+		char store[PATH_MAX + 16], out[8192], cli[PATH_MAX + 32];
+		snprintf(store, sizeof store, "%s/store", h_dir);
+		snprintf(cli, sizeof cli, "%s/gateway/qiao", getenv("QIAO_BIN"));
+		char *argv[] = {cli, "audit", "verify", "--store", store, NULL};
+		int st = h_run(argv, out, sizeof out);
+		CHECK(h_exited_0(st));
+		printf("qiao audit verify: %s", out);
+	} else {
+		h_log_show(NULL, 60);
+	}
+	if (check_fail_)
+		h_log_show("workflow.", 40);
+	d_teardown();
+	qiao_keys_destroy(&wf_k);
+	return check_done();
+}
