@@ -984,6 +984,16 @@ static void s_advance(gw_wf_t *w, struct wcase *c)
 	}
 	if (busy)
 		return;
+	/* past a pivot (e.g. the registration) nothing before it may be undone */
+	for (size_t i = 0; i < n; i++) {
+		if (c->def->steps[i].pivot && STEP_STATE(json_array_get(steps, i)) == SS(DONE)) {
+			s_case_to(w, c, CS(FAILED), 1,
+				  "%s failed after %s, which cannot be undone: an operator must settle the case (%s)",
+				  s_str(f, "step")[0] ? s_str(f, "step") : "the case", c->def->steps[i].name,
+				  s_str(f, "reason"));
+			return;
+		}
+	}
 	/* the next step to undo: the latest finished one that took (or may have taken) effect */
 	long pick = -1;
 	int64_t best = -1;
@@ -1227,11 +1237,11 @@ static void s_send(gw_wf_t *w, const struct wsend *s)
 	};
 	if (body)
 		rc = qiao_adapter_call_async(w->ad, &call, s_call_cb, r, err, sizeof err);
-	if (!s->comp)
-		s_fault(ds->name, 1);
 	else if (!rc)
 		rc = QIAO_ENOMEM;
 	free(body);
+	if (!s->comp)
+		s_fault(ds->name, 1);
 	if (rc != 0) {
 		/* refused at once: an answer like any other */
 		struct qiao_result *fake = calloc(1, sizeof *fake);

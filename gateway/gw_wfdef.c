@@ -891,11 +891,17 @@ static int s_load_step(struct ld *c, const config_setting_t *g, size_t idx, cons
 	static const char *const known[] = {"name", "service", "after", "when", "request", "subjects", "outputs",
 					    "fail_when", "fail_reason", "failure_code", "timeout_ms", "deadline_ms",
 					    "backoff_ms", "max_backoff_ms", "retries", "compensation", "description",
-					    NULL};
+					    "pivot", NULL};
 	TRY(s_keys(c, g, where, known));
 	TRY(s_str(c, g, "name", 1, where, &st->name));
 	if (!s_name_ok(st->name))
 		return s_fail(c, g, "%s: step name '%s': 1..48 characters of a-z, 0-9 and -", where, st->name);
+	const config_setting_t *pv = config_setting_get_member(g, "pivot");
+	if (pv) {
+		if (config_setting_type(pv) != CONFIG_TYPE_BOOL)
+			return s_fail(c, pv, "step %s: pivot must be true or false", st->name);
+		st->pivot = config_setting_get_bool(pv);
+	}
 	st->line = config_setting_source_line(g);
 	for (size_t i = 0; i < idx; i++)
 		if (strcmp(d->steps[i].name, st->name) == 0)

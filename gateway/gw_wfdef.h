@@ -114,6 +114,7 @@ struct wf_step {
 	size_t nout;
 	int has_comp;
 	struct wf_call comp;
+	int pivot;                    /* once DONE, the case can no longer be unwound */
 };
 
 struct wf_def {

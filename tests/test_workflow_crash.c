@@ -107,6 +107,69 @@ static void s_one(const char *step, const char *phase, int n)
 	json_decref(c);
 }
 
+/*
+ * Past the pivot: the registry has registered the transfer, then the case
+ * is cancelled (bank B is down, the disbursement waits): nothing is undone,
+ * the case is FAILED for an operator, the title stays with the buyer.
+ */
+static void s_pivot(void)
+{
+	printf("a failure after the registration (the pivot)\n");
+	for (int i = 0; i < D_N; i++)
+		d_reset_dept(i);
+	for (int i = 0; i < D_N; i++)
+		if (d_start_dept(i) != 0) {
+			CHECK(0);
+			return;
+		}
+	h_gw_stop(10000);
+	setenv("QIAO_FAULT_WF_KILL", "disburse:sent", 1);
+	int up = h_gw_start() == 0;
+	unsetenv("QIAO_FAULT_WF_KILL");
+	char id[64];
+	if (!up || !wf_start(wf_input("HT-2026-PIVOT-0001"), id, sizeof id)) {
+		CHECK(0);
+		return;
+	}
+	int st = h_wait_exit(h_gw_pid, 20000);
+	CHECK(st != -1 && WIFSIGNALED(st));
+	h_gw_pid = 0;
+	d_reset_dept(D_BANK_B); /* bank B is gone */
+	CHECK(h_gw_start() == 0);
+	json_t *c = NULL;
+	int64_t until = h_now() + 15000;
+	while (h_now() < until) {
+		json_decref(c);
+		c = wf_status(id);
+		if (c && json_integer_value(json_object_get(wf_step(c, "disburse"), "attempts")) >= 3)
+			break;
+		h_sleep_ms(50);
+	}
+	json_decref(c);
+	json_t *r = wf_ctl(json_pack("{s:s, s:s, s:s}", "op", "cancel", "case_id", id, "reason", "放款行停止放款"));
+	CHECK(r && json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	c = wf_wait(id, 20000);
+	wf_show(c);
+	CHECK(c && strcmp(wf_s(c, "state"), "FAILED") == 0);
+	CHECK(c && strcmp(wf_s(wf_step(c, "register"), "state"), "DONE") == 0);
+	/* nothing before the pivot was undone */
+	static const char *const kept[] = {"quote", "opinion", "loan", "filing", "escrow"};
+	for (size_t i = 0; c && i < sizeof kept / sizeof *kept; i++) {
+		CHECK(strcmp(wf_s(wf_step(c, kept[i]), "state"), "DONE") == 0);
+		CHECK(json_object_get(wf_step(c, kept[i]), "compensation") == NULL);
+	}
+	char t[64];
+	CHECK(strcmp(dt_q_text(D_HOUSING, t, sizeof t, "SELECT status FROM escrow_agreement WHERE contract_no = ?",
+			       "HT-2026-PIVOT-0001", NULL),
+		     "AGREED") == 0);
+	CHECK(dt_q_int(D_REGISTRY,
+		       "SELECT COUNT(*) FROM fdcq f JOIN qlr q ON q.fdcq_id = f.id WHERE f.bdcdyh = ? AND f.qszt = 1 "
+		       "AND q.zjh = '15060219850612003X'",
+		       DEMO_UNIT, NULL) == 1);
+	json_decref(c);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -126,6 +189,7 @@ int main(void)
 					s_one(steps[i], phases[p], ++n);
 		printf("%d crash runs, %d cases completed\n", s_runs, s_completed);
 		CHECK(s_runs == (only ? 2 : 32) && s_completed == s_runs);
+		s_pivot();
 		/* the audit log survived 32 kills */
 		h_gw_stop(10000);
 		char store[PATH_MAX + 16], out[8192], cli[PATH_MAX + 32];
