@@ -201,6 +201,24 @@ static json_t *s_entry_json(const Qiao__V1__AuditEntry *e)
 		json_object_set_new(o, "directory", d);
 	}
 	json_object_set_new(o, "gateway", json_string(e->gateway));
+	if (e->transition) {
+		const Qiao__V1__CaseTransition *x = e->transition;
+		const ProtobufCEnumDescriptor *ed = x->step[0] ? &qiao__v1__step_state__descriptor
+							       : &qiao__v1__case_state__descriptor;
+		const ProtobufCEnumValue *f = protobuf_c_enum_descriptor_get_value(ed, x->step[0] ? (int)x->step_from
+												   : (int)x->from_state);
+		const ProtobufCEnumValue *t = protobuf_c_enum_descriptor_get_value(ed, x->step[0] ? (int)x->step_to
+												   : (int)x->to_state);
+		json_t *tj = json_object();
+		json_object_set_new(tj, "seq", json_integer((json_int_t)x->seq));
+		json_object_set_new(tj, "step", json_string(x->step));
+		json_object_set_new(tj, "from", json_string(f ? f->name : ""));
+		json_object_set_new(tj, "to", json_string(t ? t->name : ""));
+		json_object_set_new(tj, "cause", json_string(x->cause));
+		json_object_set_new(tj, "actor", json_string(x->actor));
+		json_object_set_new(tj, "message_id", s_hexj(x->message_id));
+		json_object_set_new(o, "transition", tj);
+	}
 	return o;
 }
 
@@ -259,6 +277,17 @@ static int s_query_row(void *arg, uint64_t index, const uint8_t *bytes, size_t l
 	printf("%-8llu %s %-19s %-7s %-18s %-32s %-32s %-14.14s %-44.44s %-18.18s %s\n", (unsigned long long)index, t,
 	       s_event(e->event_type), s_outcome(e->outcome), s_code(e->error_code), e->requester, e->provider,
 	       e->end_user, e->service, e->case_id, e->purpose);
+	if (e->transition) {
+		const Qiao__V1__CaseTransition *x = e->transition;
+		const ProtobufCEnumDescriptor *ed = x->step[0] ? &qiao__v1__step_state__descriptor
+							       : &qiao__v1__case_state__descriptor;
+		const ProtobufCEnumValue *f = protobuf_c_enum_descriptor_get_value(ed, x->step[0] ? (int)x->step_from
+												   : (int)x->from_state);
+		const ProtobufCEnumValue *t = protobuf_c_enum_descriptor_get_value(ed, x->step[0] ? (int)x->step_to
+												   : (int)x->to_state);
+		printf("         %s%s: %s -> %s: %s\n", x->step[0] ? "step " : "case", x->step, f ? f->name : "?",
+		       t ? t->name : "?", x->cause);
+	}
 	if (have)
 		printf("         proof: %zu hash%s to checkpoint %llu (checked)\n", np, np == 1 ? "" : "es",
 		       (unsigned long long)q->ck->tree_size);

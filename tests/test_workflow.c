@@ -304,8 +304,34 @@ static void test_happy(void)
 		CHECK(s_tl_count(tl, "WORKFLOW_TRANSITION", wf_s(s, "name"), "DONE", NULL) == 1);
 	}
 	CHECK(s_tl_count(tl, "WORKFLOW_TRANSITION", "", "COMPLETED", NULL) == 1);
-	printf("  timeline: %zu audit entries\n", json_array_size(json_object_get(tl, "entries")));
+	size_t ntl = json_array_size(json_object_get(tl, "entries"));
+	printf("  timeline: %zu audit entries\n", ntl);
 	json_decref(tl);
+	/* the auditor's view: qiao audit query --case, every entry with a checked
+	 * inclusion proof (once a checkpoint covers them: checkpoint_ms 100) */
+	h_sleep_ms(400);
+	char store[PATH_MAX + 16], cli[PATH_MAX + 32];
+	snprintf(store, sizeof store, "%s/store", h_dir);
+	snprintf(cli, sizeof cli, "%s/gateway/qiao", getenv("QIAO_BIN"));
+	char *argv[] = {cli, "audit", "query", "--store", store, "--case", s_case, "--limit", "0", "--json", NULL};
+	static char out[4 << 20];
+	int st = h_run(argv, out, sizeof out);
+	CHECK(h_exited_0(st));
+	json_t *q = json_loads(out, 0, NULL);
+	json_t *es = json_object_get(q, "entries");
+	CHECK(json_array_size(es) == ntl);
+	size_t proven = 0, exch = 0, trans = 0;
+	for (size_t i = 0; i < json_array_size(es); i++) {
+		json_t *e = json_array_get(es, i);
+		proven += json_is_array(json_object_get(e, "inclusion_proof")) ||
+			  json_is_object(json_object_get(e, "inclusion_proof"));
+		exch += strcmp(wf_s(e, "event"), "RESPONSE_DELIVERED") == 0;
+		trans += json_object_get(e, "transition") != NULL;
+	}
+	printf("  qiao audit query --case: %zu entries (%zu responses, %zu transitions), %zu with inclusion proofs\n",
+	       json_array_size(es), exch, trans, proven);
+	CHECK(proven == json_array_size(es) && exch >= 16 && trans >= 30);
+	json_decref(q);
 	/* list finds it */
 	json_t *l = wf_ctl(json_pack("{s:s, s:s, s:s}", "op", "list", "workflow", "daiya-guohu", "state", "COMPLETED"));
 	int found = 0;
