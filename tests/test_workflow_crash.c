@@ -170,6 +170,68 @@ static void s_pivot(void)
 	json_decref(c);
 }
 
+/*
+ * A service the registry marks not idempotent is never sent twice: the
+ * housing bureau's escrow payment, declared idempotent = false for this
+ * run, is in flight when the gateway is killed; after the restart the step
+ * is FAILED "outcome unknown" (it is past the pivot: the case waits for an
+ * operator), and the bureau shows exactly one payment.
+ */
+static void s_non_idempotent(void)
+{
+	printf("a non-idempotent step in flight at a crash\n");
+	char *conf = h_read_file(h_conf);
+	char *p = conf ? strstr(conf, "\"escrow-payment.v1\"") : NULL;
+	char *q = p ? strstr(p, "idempotent = true") : NULL;
+	CHECK(q != NULL);
+	if (!q) {
+		free(conf);
+		return;
+	}
+	/* the same config with idempotent = false for this one service */
+	size_t n = strlen(conf) + 8;
+	char *patched = malloc(n);
+	snprintf(patched, n, "%.*sidempotent = false%s", (int)(q - conf), conf, q + strlen("idempotent = true"));
+	for (int i = 0; i < D_N; i++)
+		d_reset_dept(i);
+	for (int i = 0; i < D_N; i++)
+		if (d_start_dept(i) != 0) {
+			CHECK(0);
+			free(conf);
+			return;
+		}
+	h_gw_stop(10000);
+	h_write_file(h_conf, patched);
+	free(patched);
+	setenv("QIAO_FAULT_WF_KILL", "payoff:answered", 1);
+	int up = h_gw_start() == 0;
+	unsetenv("QIAO_FAULT_WF_KILL");
+	char id[64];
+	if (!up || !wf_start(wf_input("HT-2026-NONIDEM-0001"), id, sizeof id)) {
+		CHECK(0);
+		free(conf);
+		return;
+	}
+	int st = h_wait_exit(h_gw_pid, 20000);
+	CHECK(st != -1 && WIFSIGNALED(st));
+	h_gw_pid = 0;
+	CHECK(h_gw_start() == 0);
+	json_t *c = wf_wait(id, 20000);
+	wf_show(c);
+	CHECK(c && strcmp(wf_s(c, "state"), "FAILED") == 0);
+	json_t *s = c ? wf_step(c, "payoff") : NULL;
+	CHECK(s && strcmp(wf_s(s, "state"), "FAILED") == 0 &&
+	      json_integer_value(json_object_get(s, "attempts")) == 1 && strstr(wf_s(s, "cause"), "not idempotent"));
+	const char *agreement = wf_s(json_object_get(json_object_get(c, "vars"), "escrow"), "agreement_no");
+	CHECK(dt_q_int(D_HOUSING, "SELECT COUNT(*) FROM escrow_payment WHERE agreement_no = ?", agreement, NULL) == 1);
+	json_decref(c);
+	/* the registry as it was */
+	h_gw_stop(10000);
+	h_write_file(h_conf, conf);
+	free(conf);
+	CHECK(h_gw_start() == 0);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -190,6 +252,7 @@ int main(void)
 		printf("%d crash runs, %d cases completed\n", s_runs, s_completed);
 		CHECK(s_runs == (only ? 2 : 32) && s_completed == s_runs);
 		s_pivot();
+		s_non_idempotent();
 		/* the audit log survived 32 kills */
 		h_gw_stop(10000);
 		char store[PATH_MAX + 16], out[8192], cli[PATH_MAX + 32];
