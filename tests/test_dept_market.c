@@ -486,6 +486,8 @@ static void t_issue(void)
 	if (l) {
 		snprintf(id_yunfan, sizeof id_yunfan, "%s", l->licence_id);
 		CHECK(qiao_id_check_licence(l->licence_id, NULL, 0) == 0);
+		/* the result names the licence it signed */
+		CHECK(r && strcmp(r->licence_id, l->licence_id) == 0);
 		char seg[64], want[32];
 		s_segment(l->licence_id, 0, seg, sizeof seg);
 		CHECK(strcmp(seg, T_BL) == 0);
@@ -543,7 +545,7 @@ static void t_issue(void)
 	long long nev = s_int("SELECT count(*) FROM dzzz_sjfb", NULL);
 	r = s_issue("DJ-150602-2026-001287", &dr, &rc, msg);
 	CHECK(rc == 0 && r && r->issued && r->licence && first && r->licence->licence.len == first_len &&
-	      memcmp(r->licence->licence.data, first, first_len) == 0);
+	      memcmp(r->licence->licence.data, first, first_len) == 0 && strcmp(r->licence_id, id_yunfan) == 0);
 	if (r)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 	free(first);
@@ -563,7 +565,7 @@ static void t_issue(void)
 
 	/* business refusals: already holds one, 吊销, name differs */
 	r = s_issue("DJ-150602-2026-001288", &dr, &rc, msg);
-	CHECK(rc == 0 && r && !r->issued && !r->licence && strstr(r->refusal_reason, "已持有"));
+	CHECK(rc == 0 && r && !r->issued && !r->licence && !r->licence_id[0] && strstr(r->refusal_reason, "已持有"));
 	if (r)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 	Qiao__V1__ElectronicLicence x;

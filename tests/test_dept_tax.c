@@ -12,6 +12,16 @@
  * with arrears refused; identifiers in body fields refused naming the
  * field.  filing-notice.v1: recorded, repeated, and an assessment that
  * disagrees with it refused.
+ *
+ * taxpayer-registration.v1 (企业开办, the market regulator as caller): a
+ * 小规模 registration with both invoice types and a 一般纳税人 one without
+ * (levies, office, credit lines, rows); repeated from the record; the same
+ * number with another request and the same taxpayer under another number
+ * refused (REJECTED); a legal representative or financial officer of a
+ * 非正常户 and a division outside the bureau refused (REFUSED, nothing
+ * recorded); bad identifiers and fields named.
+ * taxpayer-registration-cancel.v1: cancelled, repeated, wrong taxpayer,
+ * unknown number, and a new registration afterwards.
  */
 /* dept_harness.h's d_path() snprintf()s a PATH_MAX source dir into a
  * PATH_MAX buffer, which gcc -Wformat-truncation flags; not ours to edit. */
@@ -401,6 +411,363 @@ static void test_filing_notice(void)
 	CHECK(q_int("SELECT buyer_homes IS NULL FROM tax_assessment WHERE contract_no = ?", contract, NULL) == 1);
 }
 
+/* ---- taxpayer-registration.v1, taxpayer-registration-cancel.v1 ---------- */
+
+#define KB_PURPOSE "企业开办"
+#define KB_CASE "QYKB-20261203-000042"
+#define YUNFAN "91150602MA0Y7C3E2X"
+#define BEICHEN "91150602MA0W5D8R02"
+#define RUIFENG "91150603MA0X3H7L68"
+#define CHEN "150602198809150316"  /* 陈思远 */
+#define WANG "150603199103220424"  /* 王丽娜: her 非正常户 tie was lifted */
+#define ZHANG "150621199307080155" /* 张伟 */
+#define GUO "150627197904110534"   /* 郭宏伟: legal representative of a 非正常户 */
+#define LIU "150602198501270688"   /* 刘静 */
+
+struct reg {
+	const char *no, *name, *uscc, *rep_name, *rep, *fin_name, *fin;
+	long long capital, sub1, sub2;
+	const char *inv2_name, *inv2; /* NULL: one investor (the legal representative) */
+	int vat, ninv;
+	const char *established;
+	const char *licence; /* NULL: a valid one of the market regulator */
+};
+
+/* A valid 电子营业执照标识 of the market regulator with serial `n`. */
+static void s_licence_id(long n, char *out, size_t len)
+{
+	char body[80], serial[16];
+	snprintf(serial, sizeof serial, "2026%07ld", n);
+	snprintf(body, sizeof body, "11100000000013338W011" "11150600MB0E78900J" "%s" "001", serial);
+	snprintf(out, len, "1.2.156.3005.2.11100000000013338W011.11150600MB0E78900J.%s.001.%c", serial,
+		 qiao_id_mod3736(body, strlen(body)));
+}
+
+static qiao_adapter_t *s_mkt;
+
+/* The header subjects of a call: those of `ids` that are valid (a bad one
+ * would be refused by the SDK before the body is seen). */
+static size_t s_subjects(struct qiao_subject *out, const char *const *ids, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!ids[i])
+			continue;
+		if (qiao_id_check_resident(ids[i], NULL, 0) == 0)
+			out[k++] = (struct qiao_subject){QIAO_SUBJECT_RESIDENT_ID, ids[i]};
+		else if (qiao_id_check_uscc(NULL, ids[i], NULL, 0) == 0)
+			out[k++] = (struct qiao_subject){QIAO_SUBJECT_USCC, ids[i]};
+	}
+	return k;
+}
+
+static Qiao__V1__TaxpayerRegistration *s_register(const struct reg *g, int *code)
+{
+	struct party tp, rep, fin, tax, ip[2];
+	char lic[96];
+	s_licence_id(5121, lic, sizeof lic);
+	Qiao__V1__Investor iv[2], *ivp[2];
+	for (int i = 0; i < 2; i++)
+		qiao__v1__investor__init(&iv[i]);
+	iv[0].party = mk_party(&ip[0], g->rep_name, g->rep);
+	iv[0].subscribed_capital_fen = g->sub1;
+	iv[0].contribution_method = "货币";
+	iv[0].contribution_due_date = "2031-11-27";
+	iv[1].party = g->inv2 ? mk_party(&ip[1], g->inv2_name, g->inv2) : NULL;
+	iv[1].subscribed_capital_fen = g->sub2;
+	iv[1].contribution_method = "货币";
+	iv[1].contribution_due_date = "2030-12-31";
+	ivp[0] = &iv[0];
+	ivp[1] = &iv[1];
+	Qiao__V1__InvoiceType inv[2] = {QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_ORDINARY,
+					QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_SPECIAL};
+	Qiao__V1__TaxpayerRegistrationRequest q = QIAO__V1__TAXPAYER_REGISTRATION_REQUEST__INIT;
+	q.registration_no = (char *)g->no;
+	q.taxpayer = mk_party(&tp, g->name, g->uscc);
+	q.licence_id = g->licence ? (char *)g->licence : lic;
+	q.enterprise_type = "有限责任公司(自然人投资或控股)";
+	q.registered_address = "内蒙古自治区鄂尔多斯市东胜区科技园区创业大厦B座901";
+	q.established_date = (char *)(g->established ? g->established : "2026-11-28");
+	q.registered_capital_fen = g->capital;
+	q.business_scope = "软件开发；信息系统集成服务";
+	q.legal_representative = mk_party(&rep, g->rep_name, g->rep);
+	q.financial_officer = mk_party(&fin, g->fin_name, g->fin);
+	q.tax_officer = mk_party(&tax, "张伟", ZHANG);
+	q.n_investors = g->inv2 ? 2 : 1;
+	q.investors = ivp;
+	q.vat_taxpayer_type = g->vat;
+	q.n_invoice_types = (size_t)g->ninv;
+	q.invoice_types = inv;
+	struct qiao_subject subj[3];
+	const char *ids[3] = {g->uscc, g->rep, g->fin};
+	size_t ns = s_subjects(subj, ids, 3);
+	return (Qiao__V1__TaxpayerRegistration *)d_call(s_mkt, SVC_TAX "taxpayer-registration.v1", &q.base,
+							&qiao__v1__taxpayer_registration__descriptor, KB_PURPOSE,
+							KB_CASE, subj, ns, code, s_msg, sizeof s_msg);
+}
+
+static Qiao__V1__TaxpayerRegistration *s_cancel(const char *no, const char *uscc, int *code)
+{
+	Qiao__V1__TaxpayerRegistrationCancelRequest q = QIAO__V1__TAXPAYER_REGISTRATION_CANCEL_REQUEST__INIT;
+	q.registration_no = (char *)no;
+	q.taxpayer_id = (char *)uscc;
+	q.reason = "企业开办一链办未办结，撤销新办纳税人套餐";
+	struct qiao_subject subj[1];
+	size_t ns = s_subjects(subj, &uscc, 1);
+	return (Qiao__V1__TaxpayerRegistration *)d_call(s_mkt, SVC_TAX "taxpayer-registration-cancel.v1", &q.base,
+							&qiao__v1__taxpayer_registration__descriptor, KB_PURPOSE,
+							KB_CASE, subj, ns, code, s_msg, sizeof s_msg);
+}
+
+#define SMALL QIAO__V1__VAT_TAXPAYER_TYPE__VAT_TAXPAYER_TYPE_SMALL_SCALE
+#define GENERAL QIAO__V1__VAT_TAXPAYER_TYPE__VAT_TAXPAYER_TYPE_GENERAL
+#define TR(x) QIAO__V1__TAXPAYER_REGISTRATION_STATUS__TAXPAYER_REGISTRATION_STATUS_##x
+
+static const struct reg s_yunfan = {
+	"QYKB-20261203-000042-SW", "鄂尔多斯市东胜区云帆信息技术有限公司", YUNFAN, "陈思远", CHEN, "王丽娜", WANG,
+	200000000, 120000000, 80000000, "王丽娜", WANG, SMALL, 2, NULL, NULL,
+};
+
+static const Qiao__V1__TaxLevy *s_levy(const Qiao__V1__TaxpayerRegistration *g, int type)
+{
+	for (size_t i = 0; i < g->n_levies; i++)
+		if ((int)g->levies[i]->tax_type == type)
+			return g->levies[i];
+	return NULL;
+}
+
+static void test_registration(void)
+{
+	int code;
+	char t[256];
+	Qiao__V1__TaxpayerRegistration *g = s_register(&s_yunfan, &code);
+	CHECK(g != NULL);
+	if (!g) {
+		fprintf(stderr, "registration: %s\n", s_msg);
+		return;
+	}
+	CHECK(g->status == TR(ACTIVE) && strcmp(g->registration_no, s_yunfan.no) == 0);
+	CHECK(strcmp(g->taxpayer_id, YUNFAN) == 0 && strcmp(g->taxpayer_name, s_yunfan.name) == 0);
+	CHECK(strcmp(g->tax_office_code, "11506020000") == 0 &&
+	      strcmp(g->tax_office_name, "国家税务总局鄂尔多斯市东胜区税务局") == 0);
+	CHECK(g->vat_taxpayer_type == SMALL && g->registered_ms > 0 && g->cancelled_ms == 0 && !g->refusal_reason[0]);
+	/* 小规模: 增值税 1 % and its three surcharges by quarter, 企业所得税, 印花税 (营业账簿) */
+	CHECK(g->n_levies == 6);
+	const Qiao__V1__TaxLevy *vat = s_levy(g, QIAO__V1__TAX_TYPE__TAX_TYPE_VAT);
+	CHECK(vat && vat->rate_ppm == 10000 && vat->filing_period == QIAO__V1__FILING_PERIOD__FILING_PERIOD_QUARTERLY &&
+	      vat->valid_from[0]);
+	const Qiao__V1__TaxLevy *eit = s_levy(g, QIAO__V1__TAX_TYPE__TAX_TYPE_ENTERPRISE_INCOME_TAX);
+	CHECK(eit && eit->rate_ppm == 250000 && strcmp(eit->tax_name, "企业所得税") == 0);
+	const Qiao__V1__TaxLevy *stamp = s_levy(g, QIAO__V1__TAX_TYPE__TAX_TYPE_STAMP_DUTY);
+	CHECK(stamp && stamp->rate_ppm == 250 &&
+	      stamp->filing_period == QIAO__V1__FILING_PERIOD__FILING_PERIOD_PER_TRANSACTION);
+	CHECK(s_levy(g, QIAO__V1__TAX_TYPE__TAX_TYPE_URBAN_MAINTENANCE) != NULL);
+	CHECK(g->n_invoices == 2 && g->invoices[0]->credit_limit_fen == 10000000 &&
+	      g->invoices[0]->invoice_type == QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_ORDINARY &&
+	      g->invoices[1]->invoice_type == QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_SPECIAL);
+	int64_t when = g->registered_ms;
+	protobuf_c_message_free_unpacked(&g->base, NULL);
+	/* in the bureau's database */
+	CHECK(strcmp(q_text(t, sizeof t, "SELECT status FROM taxpayer_registration WHERE registration_no = ?",
+			    s_yunfan.no, NULL),
+		     "ACTIVE") == 0);
+	CHECK(strcmp(q_text(t, sizeof t, "SELECT case_id FROM taxpayer_registration WHERE taxpayer_id = ?", YUNFAN,
+			    NULL),
+		     KB_CASE) == 0);
+	CHECK(q_int("SELECT COUNT(*) FROM registration_party WHERE registration_no = ?", s_yunfan.no, NULL) == 5);
+	CHECK(q_int("SELECT subscribed_capital_fen FROM registration_party WHERE registration_no = ? AND role = "
+		    "'INVESTOR' AND id_no = ?",
+		    s_yunfan.no, WANG, NULL) == 80000000);
+	CHECK(q_int("SELECT COUNT(*) FROM registration_levy WHERE registration_no = ?", s_yunfan.no, NULL) == 6);
+	CHECK(q_int("SELECT COUNT(*) FROM registration_invoice WHERE registration_no = ?", s_yunfan.no, NULL) == 2);
+
+	/* repeated: the same registration from the record, no new rows */
+	g = s_register(&s_yunfan, &code);
+	CHECK(g && g->status == TR(ACTIVE) && g->registered_ms == when && g->n_levies == 6 && g->n_invoices == 2);
+	if (g)
+		protobuf_c_message_free_unpacked(&g->base, NULL);
+	CHECK(q_int("SELECT COUNT(*) FROM taxpayer_registration", NULL) == 1);
+	CHECK(q_int("SELECT COUNT(*) FROM registration_levy", NULL) == 6);
+	/* the same number with another request */
+	struct reg other = s_yunfan;
+	other.vat = GENERAL;
+	g = s_register(&other, &code);
+	EXPECT_ERR(g, code, E_REJECTED, "registration_no");
+	/* the same taxpayer under another number */
+	other = s_yunfan;
+	other.no = "QYKB-20261203-000043-SW";
+	g = s_register(&other, &code);
+	EXPECT_ERR(g, code, E_REJECTED, "taxpayer.id.id");
+	CHECK(q_int("SELECT COUNT(*) FROM taxpayer_registration", NULL) == 1);
+
+	/* 一般纳税人, no invoices, another district */
+	static const struct reg ruifeng = {
+		"QYKB-20261203-000044-SW", "鄂尔多斯市康巴什区瑞丰科技有限公司", RUIFENG, "刘静", LIU, "刘静", LIU,
+		3000000000, 3000000000, 0, NULL, NULL, GENERAL, 0, NULL, NULL,
+	};
+	g = s_register(&ruifeng, &code);
+	CHECK(g && g->status == TR(ACTIVE) && strcmp(g->tax_office_code, "11506030000") == 0 && g->n_invoices == 0);
+	if (g) {
+		vat = s_levy(g, QIAO__V1__TAX_TYPE__TAX_TYPE_VAT);
+		CHECK(vat && vat->rate_ppm == 130000 && vat->filing_period == QIAO__V1__FILING_PERIOD__FILING_PERIOD_MONTHLY);
+		CHECK(g->n_levies == 6);
+		protobuf_c_message_free_unpacked(&g->base, NULL);
+	} else {
+		fprintf(stderr, "registration: %s\n", s_msg);
+	}
+}
+
+static void test_registration_refused(void)
+{
+	int code;
+	long long before = q_int("SELECT COUNT(*) FROM taxpayer_registration", NULL);
+	/* 郭宏伟 is the legal representative of a 非正常户 */
+	struct reg g = {
+		"QYKB-20261203-000045-SW", "鄂尔多斯市东胜区北辰商贸有限公司", BEICHEN, "郭宏伟", GUO, "刘静", LIU,
+		5000000, 5000000, 0, NULL, NULL, SMALL, 1, "2026-11-30", NULL,
+	};
+	for (int i = 0; i < 2; i++) { /* asked again: refused again (a refusal is not recorded) */
+		Qiao__V1__TaxpayerRegistration *r = s_register(&g, &code);
+		CHECK(r && r->status == TR(REFUSED) && strstr(r->refusal_reason, "非正常户") &&
+		      strstr(r->refusal_reason, "91150602MA0Q8N2F2R") && r->n_levies == 0 && r->registered_ms == 0);
+		if (!r)
+			fprintf(stderr, "registration: %s\n", s_msg);
+		if (r)
+			protobuf_c_message_free_unpacked(&r->base, NULL);
+	}
+	/* the same as the financial officer */
+	g.rep_name = "刘静";
+	g.rep = LIU;
+	g.fin_name = "郭宏伟";
+	g.fin = GUO;
+	Qiao__V1__TaxpayerRegistration *r = s_register(&g, &code);
+	CHECK(r && r->status == TR(REFUSED) && strstr(r->refusal_reason, "财务负责人郭宏伟"));
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	/* registered elsewhere (北京市海淀区) */
+	g = (struct reg){"QYKB-20261203-000046-SW", "北京某科技有限公司", "91110108MA01ABCD5T", "刘静", LIU, "刘静", LIU,
+			 5000000, 5000000, 0, NULL, NULL, SMALL, 0, NULL, NULL};
+	r = s_register(&g, &code);
+	CHECK(r && r->status == TR(REFUSED) && strstr(r->refusal_reason, "不属本局管辖"));
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	CHECK(q_int("SELECT COUNT(*) FROM taxpayer_registration", NULL) == before);
+}
+
+static void test_registration_bad(void)
+{
+	int code;
+	long long before = q_int("SELECT COUNT(*) FROM taxpayer_registration", NULL);
+	struct reg g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.uscc = "91150602MA0Y7C3E2Y"; /* check character */
+	Qiao__V1__TaxpayerRegistration *r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_IDENT, "taxpayer.id.id");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.rep = "150602198809150317";
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_IDENT, "legal_representative.id.id");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.fin = "15060219880231031X"; /* no such day */
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_IDENT, "financial_officer.id.id");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.inv2 = "91150622MA0U1G5J0X";
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_IDENT, "investors[1].party.id.id");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.licence = "1.2.156.3005.2.11100000000013338W011.11150600MB0E78900J.20260005121.001.A";
+	char good[96];
+	s_licence_id(5121, good, sizeof good);
+	if (good[strlen(good) - 1] == 'A')
+		g.licence = "1.2.156.3005.2.11100000000013338W011.11150600MB0E78900J.20260005121.001.B";
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_IDENT, "licence_id");
+	/* shapes and fields */
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.uscc = CHEN; /* a person cannot be the taxpayer of a company */
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "taxpayer.id.type");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.rep = "91150602MA0H864248"; /* the legal representative is a person */
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "legal_representative.id.type");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.sub2 = 70000000; /* subscriptions 190万 for 200万 */
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "investors");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.inv2 = CHEN; /* twice */
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "investors[1]");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.vat = 0;
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "vat_taxpayer_type");
+	g = s_yunfan;
+	g.no = "QYKB-20261203-000047-SW";
+	g.established = "2099-01-01";
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "established_date");
+	g.established = "2026-02-30";
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "established_date");
+	g = s_yunfan;
+	g.no = "QYKB 000047";
+	r = s_register(&g, &code);
+	EXPECT_ERR(r, code, E_BAD, "registration_no");
+	CHECK(q_int("SELECT COUNT(*) FROM taxpayer_registration", NULL) == before);
+}
+
+static void test_registration_cancel(void)
+{
+	int code;
+	char t[64];
+	Qiao__V1__TaxpayerRegistration *r = s_cancel(s_yunfan.no, BEICHEN, &code);
+	EXPECT_ERR(r, code, E_REJECTED, "taxpayer_id");
+	r = s_cancel("QYKB-20261203-000099-SW", YUNFAN, &code);
+	EXPECT_ERR(r, code, E_NOTFOUND, "registration_no");
+	r = s_cancel(s_yunfan.no, "91150602MA0Y7C3E2Y", &code);
+	EXPECT_ERR(r, code, E_IDENT, "taxpayer_id");
+	r = s_cancel(s_yunfan.no, YUNFAN, &code);
+	CHECK(r && r->status == TR(CANCELLED) && r->cancelled_ms > 0 && r->n_levies == 6);
+	int64_t when = r ? r->cancelled_ms : 0;
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	else
+		fprintf(stderr, "cancel: %s\n", s_msg);
+	CHECK(strcmp(q_text(t, sizeof t, "SELECT status FROM taxpayer_registration WHERE registration_no = ?",
+			    s_yunfan.no, NULL),
+		     "CANCELLED") == 0);
+	/* again: as it stands */
+	r = s_cancel(s_yunfan.no, YUNFAN, &code);
+	CHECK(r && r->status == TR(CANCELLED) && r->cancelled_ms == when);
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	/* the original request again: its registration, now cancelled */
+	r = s_register(&s_yunfan, &code);
+	CHECK(r && r->status == TR(CANCELLED) && r->cancelled_ms == when);
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	/* the taxpayer may apply again under a new number */
+	struct reg again = s_yunfan;
+	again.no = "QYKB-20261203-000048-SW";
+	r = s_register(&again, &code);
+	CHECK(r && r->status == TR(ACTIVE));
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	CHECK(q_int("SELECT COUNT(*) FROM taxpayer_registration WHERE taxpayer_id = ?", YUNFAN, NULL) == 2);
+}
+
 /* Stop department i's adapter: it must exit 0 on SIGTERM (under ASan a
  * leak or an error makes that fail) with no sanitizer report in its log. */
 static void stop_dept(int i)
@@ -427,16 +794,22 @@ int main(void)
 	}
 	s_reg = d_consumer(D_REGISTRY);
 	s_house = d_consumer(D_HOUSING);
-	CHECK(s_reg && s_house);
-	if (s_reg && s_house) {
+	s_mkt = d_consumer(D_MARKET);
+	CHECK(s_reg && s_house && s_mkt);
+	if (s_reg && s_house && s_mkt) {
 		test_main_transfer();
 		test_vat_transfer();
 		test_refusals();
 		test_filing_notice();
+		test_registration();
+		test_registration_refused();
+		test_registration_bad();
+		test_registration_cancel();
 		stop_dept(D_TAX);
 	}
 	qiao_adapter_destroy(&s_reg);
 	qiao_adapter_destroy(&s_house);
+	qiao_adapter_destroy(&s_mkt);
 	d_teardown();
 	return check_done();
 }

@@ -13,7 +13,8 @@ INSERT INTO xyzt (ztid, xdr_mc, xdr_lb, zjlx, xdr_dm, xdr_fddbr, xdr_zzjg) VALUE
   (5, '达拉特旗鑫达建材有限公司', 1, '001', '91150621MA0R6D2C03', '孙海峰', NULL),
   (6, '东胜区老街烧麦馆', 3, '001', '92150602MA0Q3W8L72', NULL, NULL),
   (7, '王建军', 2, '111', '15060219850612003X', NULL, NULL),
-  (8, '伊金霍洛旗宏远物流有限公司', 1, '001', '91150627MA0T9F4H8B', '周建平', NULL);
+  (8, '伊金霍洛旗宏远物流有限公司', 1, '001', '91150627MA0T9F4H8B', '周建平', NULL),
+  (9, '孙海峰', 2, '111', '150621197605030173', NULL, NULL);
 
 -- 行政许可
 INSERT INTO xzxk (jlbs, ztid, xk_wsh, xk_xkws, xk_xkzs, xk_xkbh, xk_lb, xk_nr, xk_jdrq, xk_yxqz, xk_yxqzi,
@@ -96,7 +97,13 @@ INSERT INTO xzqz (jlbs, ztid, qz_wsh, qz_zl, qz_nr, qz_yj, qz_jdrq, qz_ssjg, qz_
 INSERT INTO yzsxmd (jlbs, ztid, md_mc, lr_sy, rd_yj, rd_wsh, lr_rq, yc_rq, rd_jg, rd_jgdm, sjly, sjlydm, hyly) VALUES
   ('MD-150600-2025-000009', 5, '市场监督管理严重违法失信名单', '提交虚假材料取得公司登记，被吊销营业执照',
    '《市场监督管理严重违法失信名单管理办法》第九条', '鄂市监列严〔2025〕9号', date('now', '-14 months'), NULL,
-   '鄂尔多斯市市场监督管理局', '11150600MB0E78900J', '鄂尔多斯市市场监督管理局', '11150600MB0E78900J', '市场监管');
+   '鄂尔多斯市市场监督管理局', '11150600MB0E78900J', '鄂尔多斯市市场监督管理局', '11150600MB0E78900J', '市场监管'),
+  -- 鑫达's legal representative in person: 失信被执行人 (he may not be the
+  -- legal representative of a new company: the 企业开办 demonstration)
+  ('MD-150602-2025-000314', 9, '失信被执行人名单', '有履行能力而拒不履行生效法律文书确定的给付义务',
+   '《最高人民法院关于公布失信被执行人名单信息的若干规定》第一条第一项', '(2025)内0602执1562号',
+   date('now', '-10 months'), NULL,
+   '鄂尔多斯市东胜区人民法院', '11150602MB0Y1A6K6X', '鄂尔多斯市东胜区人民法院', '11150602MB0Y1A6K6X', '司法');
 
 -- 守信激励
 INSERT INTO sxjlmd (jlbs, ztid, md_mc, lr_sy, rd_wsh, lr_rq, yxqz, rd_jg, rd_jgdm, sjly, sjlydm, hyly) VALUES

@@ -500,6 +500,7 @@ struct outcome {
 	const char *field;  /* R_ERROR */
 	char msg[600];      /* R_REFUSED: refusal reason; R_ERROR: message */
 	struct stored s;    /* R_OK / R_REPEAT: the signed version */
+	char licence_id[160]; /* issue, R_OK / R_REPEAT: its 证照标识 */
 };
 
 static int s_fail(struct outcome *o, int code, const char *field, const char *fmt, ...)
@@ -578,8 +579,8 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 	const char *holder_type = s_holder_code_str(dr->holder_code_type);
 
 	/* a repeated application gets the licence it got the first time */
-	sqlite3_stmt *st = dept_sql_query(d, db, "SELECT zzid, czztdm, czztdmlx, zzlxdm FROM dzzz WHERE sqbh = ?", "t",
-				   q->application_no);
+	sqlite3_stmt *st = dept_sql_query(d, db, "SELECT zzid, czztdm, czztdmlx, zzlxdm, zzbs FROM dzzz WHERE sqbh = ?",
+				   "t", q->application_no);
 	if (!st)
 		return s_fail(o, EC(INTERNAL), NULL, "the licence library could not be read");
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -587,6 +588,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 		bool same = strcmp(dept_col_text(st, 1), dr->holder_code) == 0 &&
 			    strcmp(dept_col_text(st, 2), holder_type) == 0 &&
 			    strcmp(dept_col_text(st, 3), dr->type_code) == 0;
+		snprintf(o->licence_id, sizeof o->licence_id, "%s", dept_col_text(st, 4));
 		sqlite3_finalize(st);
 		if (!same)
 			return s_fail(o, EC(REJECTED), "application_no",
@@ -752,6 +754,7 @@ static int s_issue_locked(struct dept *d, sqlite3 *db, const struct qiao_request
 	if (s_version_put(d, db, zzid, 1, LS(VALID), o->s.bytes, o->s.len, &o->s.sig) != 0 ||
 	    s_outbox_add(d, db, zzid, id, 1, EV(ISSUED), LS(VALID), reason, now, o->s.bytes, o->s.len, &o->s.sig) != 0)
 		return s_fail(o, EC(INTERNAL), NULL, "the signed licence could not be stored");
+	snprintf(o->licence_id, sizeof o->licence_id, "%s", id);
 	o->kind = R_OK;
 	return 0;
 }
@@ -811,6 +814,7 @@ static void on_issue(struct dept *d, const struct qiao_request *req, const Proto
 				 q->application_no);
 		res.issued = 1;
 		res.licence = &o.s.sl;
+		res.licence_id = o.licence_id;
 		dept_reply(&r, &res.base);
 		s_stored_free(&o.s);
 		break;

@@ -34,7 +34,16 @@ INSERT INTO sczt (uniscid, entname, enttype, lerep, regcap, estdate, opfrom, opt
   -- newly registered: its licence is issued through licence-issue.v1
   ('91150602MA0Y7C3E2X', '鄂尔多斯市东胜区云帆信息技术有限公司', '有限责任公司(自然人投资或控股)', '陈思远', '200',
    '2026-11-28', '2026-11-28', NULL, '内蒙古自治区鄂尔多斯市东胜区科技园区创业大厦B座901',
-   '软件开发；信息系统集成服务', '鄂尔多斯市东胜区市场监督管理局', '2026-11-28', '存续');
+   '软件开发；信息系统集成服务', '鄂尔多斯市东胜区市场监督管理局', '2026-11-28', '存续'),
+  -- newly registered too, for the 企业开办 demonstration: 北辰商贸's legal
+  -- representative is tied to a 非正常户 at the tax bureau; 瑞丰科技's is on
+  -- the credit platform's 失信被执行人名单 (adapters/tax, adapters/credit seeds)
+  ('91150602MA0W5D8R02', '鄂尔多斯市东胜区北辰商贸有限公司', '有限责任公司(自然人独资)', '郭宏伟', '50',
+   '2026-11-30', '2026-11-30', NULL, '内蒙古自治区鄂尔多斯市东胜区纺织街22号',
+   '日用百货销售；五金产品零售', '鄂尔多斯市东胜区市场监督管理局', '2026-11-30', '存续'),
+  ('91150603MA0X3H7L68', '鄂尔多斯市康巴什区瑞丰科技有限公司', '有限责任公司(自然人投资或控股)', '孙海峰', '300',
+   '2026-11-30', '2026-11-30', NULL, '内蒙古自治区鄂尔多斯市康巴什区康宁路9号',
+   '技术服务、技术开发；电子产品销售', '鄂尔多斯市康巴什区市场监督管理局', '2026-11-30', '存续');
 
 INSERT INTO dzzz (zzid, zzmc, zzlxdm, zzbh, xlh, bbdm, qfjg, qfjgdm, gxsd, czzt, czztdm, czztdmlx,
                   qfrq, yxqqsrq, yxqjzrq, zzzt, bbh) VALUES

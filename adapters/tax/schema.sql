@@ -1,5 +1,7 @@
 -- schema.sql - the tax bureau's own database (qiao-tax): 存量房交易税收
--- 征管 (taxes on the transfer of a second-hand property).
+-- 征管 (taxes on the transfer of a second-hand property), and the
+-- registration of newly established enterprises as taxpayers (新办纳税人
+-- 套餐 of 企业开办, at the end of this file).
 --
 -- The base data the bureau keeps (存量房计税价格评估 per 不动产单元, the
 -- buyers' household housing for 契税 relief, 欠税 of taxpayers, the rate
@@ -143,6 +145,123 @@ CREATE TABLE tax_item (
   voucher_no       TEXT UNIQUE,                  -- 税票号
   paid_ms          INTEGER,                      -- 缴款时间
   PRIMARY KEY (assessment_no, seq)
+);
+
+-- ---- 新办纳税人套餐 (企业开办) ------------------------------------------
+
+-- 主管税务机关 (tax offices), by the administrative division of the
+-- taxpayer's USCC (its characters 3-8); the row of the city (150600) takes
+-- a division without its own office.
+CREATE TABLE tax_office (
+  area_code   TEXT PRIMARY KEY CHECK (length(area_code) = 6), -- 行政区划代码 (GB/T 2260)
+  office_code TEXT NOT NULL CHECK (length(office_code) = 11), -- 税务机关代码
+  office_name TEXT NOT NULL
+);
+
+-- 非正常户 (taxpayers recognised as abnormal: they stopped filing and
+-- cannot be reached).  While one is ABNORMAL, its legal representative and
+-- its financial officer get no new taxpayer registration for another
+-- enterprise (the 非正常户 关联人员 control of the bureaus' 新办企业 risk
+-- screening [unverified]).
+CREATE TABLE abnormal_taxpayer (
+  taxpayer_id        TEXT PRIMARY KEY,           -- 纳税人识别号 (USCC)
+  taxpayer_name      TEXT NOT NULL,
+  legal_rep_name     TEXT NOT NULL,              -- 法定代表人
+  legal_rep_id       TEXT NOT NULL,              -- 其居民身份证号码
+  finance_officer_id TEXT,                       -- 财务负责人 居民身份证号码
+  recognised_date    TEXT NOT NULL,              -- 认定非正常户日期
+  status             TEXT NOT NULL CHECK (status IN ('ABNORMAL', 'LIFTED')), -- LIFTED: 已解除
+  lifted_date        TEXT
+);
+CREATE INDEX abnormal_taxpayer_by_rep ON abnormal_taxpayer(legal_rep_id, status);
+CREATE INDEX abnormal_taxpayer_by_fin ON abnormal_taxpayer(finance_officer_id, status);
+
+-- 税费种认定规则 (levy rules): every row in force whose vat_type is NULL
+-- or the registration's is a levy of a new taxpayer.
+CREATE TABLE levy_rule (
+  rule_id        INTEGER PRIMARY KEY,
+  vat_type       TEXT CHECK (vat_type IN ('SMALL_SCALE', 'GENERAL')), -- NULL: either
+  tax_type       INTEGER NOT NULL CHECK (tax_type BETWEEN 1 AND 10), -- TaxType
+  tax_name       TEXT NOT NULL,                  -- 征收项目
+  item_name      TEXT NOT NULL,                  -- 征收品目
+  rate_ppm       INTEGER NOT NULL CHECK (rate_ppm BETWEEN 0 AND 1000000), -- 税率 / 征收率
+  period         TEXT NOT NULL CHECK (period IN ('MONTHLY', 'QUARTERLY', 'PER_TRANSACTION', 'ANNUAL')),
+  basis          TEXT NOT NULL,                  -- 政策依据
+  effective_from TEXT NOT NULL,
+  effective_to   TEXT                            -- NULL = in force
+);
+
+-- 发票票种核定规则 (invoice rules): the initial monthly credit line
+-- (开具金额总额度) of a new taxpayer per VAT type and invoice type.
+CREATE TABLE invoice_rule (
+  vat_type         TEXT NOT NULL CHECK (vat_type IN ('SMALL_SCALE', 'GENERAL')),
+  invoice_type     TEXT NOT NULL CHECK (invoice_type IN ('DIGITAL_ORDINARY', 'DIGITAL_SPECIAL')),
+  credit_limit_fen INTEGER NOT NULL CHECK (credit_limit_fen > 0),
+  basis            TEXT NOT NULL,
+  PRIMARY KEY (vat_type, invoice_type)
+);
+
+-- 新办纳税人套餐 (taxpayer registrations), one per registration number; a
+-- taxpayer has at most one ACTIVE registration.
+CREATE TABLE taxpayer_registration (
+  registration_no        TEXT PRIMARY KEY,       -- 套餐申请编号 (idempotency key)
+  taxpayer_id            TEXT NOT NULL,          -- 纳税人识别号 = USCC
+  taxpayer_name          TEXT NOT NULL,
+  licence_id             TEXT NOT NULL,          -- 电子营业执照标识
+  enterprise_type        TEXT NOT NULL,          -- 登记注册类型
+  registered_address     TEXT NOT NULL,
+  established_date       TEXT NOT NULL,
+  registered_capital_fen INTEGER NOT NULL CHECK (registered_capital_fen > 0),
+  business_scope         TEXT NOT NULL,
+  vat_type               TEXT NOT NULL CHECK (vat_type IN ('SMALL_SCALE', 'GENERAL')),
+  office_code            TEXT NOT NULL,          -- 主管税务机关
+  office_name            TEXT NOT NULL,
+  status                 TEXT NOT NULL CHECK (status IN ('ACTIVE', 'CANCELLED')),
+  registered_ms          INTEGER NOT NULL,
+  cancelled_ms           INTEGER,
+  cancel_reason          TEXT,
+  request_hash           TEXT NOT NULL,
+  requester              TEXT NOT NULL,
+  case_id                TEXT
+);
+CREATE UNIQUE INDEX taxpayer_registration_active ON taxpayer_registration(taxpayer_id) WHERE status = 'ACTIVE';
+
+-- 登记信息 人员 (the people of a registration): 法定代表人, 财务负责人,
+-- 办税人 and the investors with their subscriptions.
+CREATE TABLE registration_party (
+  registration_no        TEXT NOT NULL REFERENCES taxpayer_registration(registration_no),
+  role                   TEXT NOT NULL CHECK (role IN ('LEGAL_REP', 'FINANCE', 'TAX_OFFICER', 'INVESTOR')),
+  seq                    INTEGER NOT NULL,
+  name                   TEXT NOT NULL,
+  id_type                TEXT NOT NULL CHECK (id_type IN ('RESIDENT_ID', 'USCC')),
+  id_no                  TEXT NOT NULL,
+  subscribed_capital_fen INTEGER,                -- investors: 认缴出资额
+  contribution_method    TEXT,                   -- investors: 出资方式
+  contribution_due_date  TEXT,                   -- investors: 认缴出资期限
+  PRIMARY KEY (registration_no, role, seq)
+);
+
+-- 税费种认定结果 (levies of a registration).
+CREATE TABLE registration_levy (
+  registration_no TEXT NOT NULL REFERENCES taxpayer_registration(registration_no),
+  seq             INTEGER NOT NULL,
+  rule_id         INTEGER NOT NULL REFERENCES levy_rule(rule_id),
+  tax_type        INTEGER NOT NULL,
+  tax_name        TEXT NOT NULL,
+  item_name       TEXT NOT NULL,
+  rate_ppm        INTEGER NOT NULL,
+  period          TEXT NOT NULL,
+  valid_from      TEXT NOT NULL,
+  PRIMARY KEY (registration_no, seq)
+);
+
+-- 发票票种核定结果 (invoice approvals of a registration).
+CREATE TABLE registration_invoice (
+  registration_no  TEXT NOT NULL REFERENCES taxpayer_registration(registration_no),
+  seq              INTEGER NOT NULL,
+  invoice_type     TEXT NOT NULL,
+  credit_limit_fen INTEGER NOT NULL,
+  PRIMARY KEY (registration_no, seq)
 );
 
 -- 单据编号 (document number sequences).

@@ -60,3 +60,55 @@ INSERT INTO tax_rate (rate_id, tax_type, tax_name, payer_role, base, rate_ppm, a
    '财税〔2008〕137号（个人销售住房暂免征收印花税）', '2008-11-01', NULL),
   (502, 5, '印花税', 'BUYER', 'PRICE', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
    '财税〔2008〕137号（个人购买住房暂免征收印花税）', '2008-11-01', NULL);
+
+-- 新办纳税人套餐 (企业开办): the tax offices by division, the 非正常户 of
+-- the city, and the levy and invoice rules of new taxpayers.  鼎盛建材 has
+-- been abnormal since 2025: its legal representative 郭宏伟 gets no new
+-- registration while it is (the 企业开办 demonstration's refused case).
+-- 恒泰物资's abnormal status was lifted: it no longer blocks 王丽娜.
+INSERT INTO tax_office (area_code, office_code, office_name) VALUES
+  ('150600', '11506000000', '国家税务总局鄂尔多斯市税务局'),
+  ('150602', '11506020000', '国家税务总局鄂尔多斯市东胜区税务局'),
+  ('150603', '11506030000', '国家税务总局鄂尔多斯市康巴什区税务局'),
+  ('150621', '11506210000', '国家税务总局达拉特旗税务局'),
+  ('150627', '11506270000', '国家税务总局伊金霍洛旗税务局');
+
+INSERT INTO abnormal_taxpayer (taxpayer_id, taxpayer_name, legal_rep_name, legal_rep_id, finance_officer_id,
+  recognised_date, status, lifted_date) VALUES
+  ('91150602MA0Q8N2F2R', '鄂尔多斯市东胜区鼎盛建材经销有限公司', '郭宏伟', '150627197904110534', NULL,
+   '2025-09-30', 'ABNORMAL', NULL),
+  ('91150602MA0UC4PK3W', '鄂尔多斯市东胜区恒泰物资有限公司', '高建军', '150621196811020131',
+   '150603199103220424', '2024-04-30', 'LIFTED', '2024-08-15');
+
+INSERT INTO levy_rule (rule_id, vat_type, tax_type, tax_name, item_name, rate_ppm, period, basis,
+  effective_from, effective_to) VALUES
+  (1001, 'SMALL_SCALE', 2, '增值税', '货物、服务（小规模纳税人）', 10000, 'QUARTERLY',
+   '中华人民共和国增值税法第十一条；财政部 税务总局公告2023年第19号（征收率3%减按1%，至2027年12月31日）',
+   '2023-01-01', '2027-12-31'),
+  (1002, 'SMALL_SCALE', 6, '城市维护建设税', '市区（增值税附征）', 70000, 'QUARTERLY',
+   '中华人民共和国城市维护建设税法（市区7%）；财政部 税务总局公告2023年第12号（小规模纳税人减半征收）',
+   '2023-01-01', NULL),
+  (1003, 'SMALL_SCALE', 7, '教育费附加', '增值税教育费附加', 30000, 'QUARTERLY',
+   '征收教育费附加的暂行规定（3%）；财政部 税务总局公告2023年第12号（减半征收）', '2023-01-01', NULL),
+  (1004, 'SMALL_SCALE', 8, '地方教育附加', '增值税地方教育附加', 20000, 'QUARTERLY',
+   '内蒙古自治区地方教育附加征收使用管理办法（2%）；财政部 税务总局公告2023年第12号（减半征收）', '2023-01-01', NULL),
+  (1101, 'GENERAL', 2, '增值税', '销售货物', 130000, 'MONTHLY',
+   '中华人民共和国增值税法第十条（13%）', '2026-01-01', NULL),
+  (1102, 'GENERAL', 6, '城市维护建设税', '市区（增值税附征）', 70000, 'MONTHLY',
+   '中华人民共和国城市维护建设税法（市区7%）', '2021-09-01', NULL),
+  (1103, 'GENERAL', 7, '教育费附加', '增值税教育费附加', 30000, 'MONTHLY',
+   '征收教育费附加的暂行规定（3%）', '2005-10-01', NULL),
+  (1104, 'GENERAL', 8, '地方教育附加', '增值税地方教育附加', 20000, 'MONTHLY',
+   '内蒙古自治区地方教育附加征收使用管理办法（2%）', '2011-01-01', NULL),
+  (1201, NULL, 10, '企业所得税', '应纳税所得额（查账征收，按季预缴）', 250000, 'QUARTERLY',
+   '中华人民共和国企业所得税法第四条（25%）', '2008-01-01', NULL),
+  (1202, NULL, 5, '印花税', '营业账簿（实收资本、资本公积）', 250, 'PER_TRANSACTION',
+   '中华人民共和国印花税法 印花税税目税率表（营业账簿 万分之二点五）', '2022-07-01', NULL);
+
+-- initial monthly credit lines of new taxpayers [unverified: set by each
+-- bureau's 数电发票 credit model]
+INSERT INTO invoice_rule (vat_type, invoice_type, credit_limit_fen, basis) VALUES
+  ('SMALL_SCALE', 'DIGITAL_ORDINARY', 10000000, '新办纳税人 数电发票初始开具金额总额度（小规模纳税人）'),
+  ('SMALL_SCALE', 'DIGITAL_SPECIAL', 10000000, '新办纳税人 数电发票初始开具金额总额度（小规模纳税人）'),
+  ('GENERAL', 'DIGITAL_ORDINARY', 100000000, '新办纳税人 数电发票初始开具金额总额度（一般纳税人）'),
+  ('GENERAL', 'DIGITAL_SPECIAL', 100000000, '新办纳税人 数电发票初始开具金额总额度（一般纳税人）');

@@ -13,6 +13,22 @@
  *       the housing bureau's filing (网签备案) of the contract; once
  *       received, an assessment of that contract must agree with it.
  *
+ * and in 企业开办 (proto/tax.proto, ops/workflows/qiye-kaiban.wf):
+ *
+ *   taxpayer-registration.v1  TaxpayerRegistrationRequest -> TaxpayerRegistration
+ *       新办纳税人套餐: confirms the registration the market regulator
+ *       shared (登记信息确认, with the officers and investors), assigns the
+ *       主管税务机关 by the division of the USCC, determines the levies
+ *       from the rule table (税费种认定) and the invoice credit lines
+ *       (发票票种核定).  Idempotent per registration_no (same number, same
+ *       request: the registration as recorded; other request: REJECTED).
+ *       Refused (status REFUSED, nothing recorded, so it may be asked
+ *       again) when the legal representative or the financial officer is
+ *       tied to a 非正常户 or the division is not the bureau's.
+ *   taxpayer-registration-cancel.v1  TaxpayerRegistrationCancelRequest -> TaxpayerRegistration
+ *       withdraws a registration (the compensation of 企业开办);
+ *       idempotent; an unknown number is NOT_FOUND.
+ *
  * Amounts are integer fen; base × rate is rounded half up to the fen.
  */
 #include <stdio.h>
@@ -688,11 +704,573 @@ static void on_filing_notice(struct dept *d, const struct qiao_request *req, con
 	dept_reply(&r, &out.base);
 }
 
+/* ---- taxpayer-registration.v1, taxpayer-registration-cancel.v1 ---------- */
+
+#define MAX_INVESTORS 32
+#define MAX_LEVIES 32
+#define MAX_INVOICE_TYPES 2
+
+/* "YYYY-MM-DD", a real calendar date between 1900 and 2999. */
+static int s_date_ok(const char *s)
+{
+	int y, m, dd;
+	char tail;
+	if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &dd, &tail) != 3)
+		return 0;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return 0;
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1900 || y > 2999 || m < 1 || m > 12 || dd < 1)
+		return 0;
+	return dd <= mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+}
+
+static int s_check_date(struct qiao_responder **r, const char *v, const char *field)
+{
+	if (s_date_ok(v))
+		return 0;
+	dept_error(r, E_BAD, field, "%s '%.20s' is not a date YYYY-MM-DD", field, v ? v : "");
+	return -1;
+}
+
+/* A natural person (RESIDENT_ID) at path `field`. */
+static int s_person(struct qiao_responder **r, const Qiao__V1__Party *p, const char *field)
+{
+	if (dept_check_party(r, p, field, 0) != 0)
+		return -1;
+	if (p->id->type != QIAO__V1__SUBJECT_TYPE__RESIDENT_ID) {
+		char f[96];
+		snprintf(f, sizeof f, "%s.id.type", field);
+		dept_error(r, E_BAD, f, "%s: %s must be a natural person (RESIDENT_ID)", f, field);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *s_vat_name(int v)
+{
+	return v == QIAO__V1__VAT_TAXPAYER_TYPE__VAT_TAXPAYER_TYPE_SMALL_SCALE ? "SMALL_SCALE"
+	       : v == QIAO__V1__VAT_TAXPAYER_TYPE__VAT_TAXPAYER_TYPE_GENERAL   ? "GENERAL"
+									       : NULL;
+}
+
+static int s_vat_of(const char *s)
+{
+	return strcmp(s, "GENERAL") == 0 ? QIAO__V1__VAT_TAXPAYER_TYPE__VAT_TAXPAYER_TYPE_GENERAL
+					 : QIAO__V1__VAT_TAXPAYER_TYPE__VAT_TAXPAYER_TYPE_SMALL_SCALE;
+}
+
+static const char *s_invoice_name(int v)
+{
+	return v == QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_ORDINARY  ? "DIGITAL_ORDINARY"
+	       : v == QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_SPECIAL ? "DIGITAL_SPECIAL"
+									   : NULL;
+}
+
+static int s_invoice_of(const char *s)
+{
+	return strcmp(s, "DIGITAL_SPECIAL") == 0 ? QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_SPECIAL
+						 : QIAO__V1__INVOICE_TYPE__INVOICE_TYPE_DIGITAL_ORDINARY;
+}
+
+static int s_period_of(const char *s)
+{
+	if (strcmp(s, "MONTHLY") == 0)
+		return QIAO__V1__FILING_PERIOD__FILING_PERIOD_MONTHLY;
+	if (strcmp(s, "QUARTERLY") == 0)
+		return QIAO__V1__FILING_PERIOD__FILING_PERIOD_QUARTERLY;
+	if (strcmp(s, "PER_TRANSACTION") == 0)
+		return QIAO__V1__FILING_PERIOD__FILING_PERIOD_PER_TRANSACTION;
+	return QIAO__V1__FILING_PERIOD__FILING_PERIOD_ANNUAL;
+}
+
+/* A registration as recorded (or a refusal, never recorded). */
+struct registration {
+	char no[72], taxpayer_id[24], taxpayer_name[320], office_code[16], office_name[320], vat[16], status[12];
+	long long registered_ms, cancelled_ms;
+	char refusal[600];
+	size_t nlevy, ninv;
+	struct {
+		int type;
+		char tax_name[100], item[200], period[20], from[12];
+		long long ppm;
+	} lv[MAX_LEVIES];
+	struct {
+		char type[20];
+		long long limit;
+	} inv[MAX_INVOICE_TYPES];
+};
+
+/* Load registration `no` into *g (and its request hash): 1, 0 when there
+ * is none, -1 on a database error. */
+static int s_reg_load(sqlite3 *db, const char *no, char hash[65], struct registration *g)
+{
+	sqlite3_stmt *st = dept_prep(db, "SELECT registration_no, taxpayer_id, taxpayer_name, office_code, office_name, "
+					 "vat_type, status, registered_ms, IFNULL(cancelled_ms, 0), request_hash "
+					 "FROM taxpayer_registration WHERE registration_no = ?1");
+	if (!st)
+		return -1;
+	dept_bind_text(st, 1, no);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		dept_copy(g->no, sizeof g->no, dept_col_text(st, 0));
+		dept_copy(g->taxpayer_id, sizeof g->taxpayer_id, dept_col_text(st, 1));
+		dept_copy(g->taxpayer_name, sizeof g->taxpayer_name, dept_col_text(st, 2));
+		dept_copy(g->office_code, sizeof g->office_code, dept_col_text(st, 3));
+		dept_copy(g->office_name, sizeof g->office_name, dept_col_text(st, 4));
+		dept_copy(g->vat, sizeof g->vat, dept_col_text(st, 5));
+		dept_copy(g->status, sizeof g->status, dept_col_text(st, 6));
+		g->registered_ms = sqlite3_column_int64(st, 7);
+		g->cancelled_ms = sqlite3_column_int64(st, 8);
+		dept_copy(hash, 65, dept_col_text(st, 9));
+		g->refusal[0] = '\0';
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : -1;
+	st = dept_prep(db, "SELECT tax_type, tax_name, item_name, rate_ppm, period, valid_from FROM registration_levy "
+			   "WHERE registration_no = ?1 ORDER BY seq");
+	if (!st)
+		return -1;
+	dept_bind_text(st, 1, no);
+	g->nlevy = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && g->nlevy < MAX_LEVIES) {
+		size_t i = g->nlevy++;
+		g->lv[i].type = sqlite3_column_int(st, 0);
+		dept_copy(g->lv[i].tax_name, sizeof g->lv[i].tax_name, dept_col_text(st, 1));
+		dept_copy(g->lv[i].item, sizeof g->lv[i].item, dept_col_text(st, 2));
+		g->lv[i].ppm = sqlite3_column_int64(st, 3);
+		dept_copy(g->lv[i].period, sizeof g->lv[i].period, dept_col_text(st, 4));
+		dept_copy(g->lv[i].from, sizeof g->lv[i].from, dept_col_text(st, 5));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	st = dept_prep(db, "SELECT invoice_type, credit_limit_fen FROM registration_invoice WHERE registration_no = ?1 "
+			   "ORDER BY seq");
+	if (!st)
+		return -1;
+	dept_bind_text(st, 1, no);
+	g->ninv = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && g->ninv < MAX_INVOICE_TYPES) {
+		size_t i = g->ninv++;
+		dept_copy(g->inv[i].type, sizeof g->inv[i].type, dept_col_text(st, 0));
+		g->inv[i].limit = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 1 : -1;
+}
+
+static int s_reg_party(sqlite3 *db, const char *no, const char *role, size_t seq, const Qiao__V1__Party *p,
+		       const Qiao__V1__Investor *iv)
+{
+	sqlite3_stmt *st = dept_prep(db, "INSERT INTO registration_party (registration_no, role, seq, name, id_type, "
+					 "id_no, subscribed_capital_fen, contribution_method, contribution_due_date) "
+					 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+	if (!st)
+		return -1;
+	dept_bind_text(st, 1, no);
+	dept_bind_text(st, 2, role);
+	dept_bind_int(st, 3, (long long)seq);
+	dept_bind_text(st, 4, p->name);
+	dept_bind_text(st, 5, dept_party_type(p));
+	dept_bind_text(st, 6, p->id->id);
+	if (iv) {
+		dept_bind_int(st, 7, iv->subscribed_capital_fen);
+		dept_bind_text(st, 8, iv->contribution_method);
+		dept_bind_text(st, 9, iv->contribution_due_date);
+	}
+	return dept_run(st);
+}
+
+/* A person of the new taxpayer tied to an abnormal taxpayer: the refusal
+ * in g->refusal; 1 refused, 0 not, -1 database error. */
+static int s_abnormal(sqlite3 *db, const Qiao__V1__Party *p, const char *role, struct registration *g)
+{
+	sqlite3_stmt *st = dept_prep(db, "SELECT taxpayer_id, taxpayer_name, recognised_date, "
+					 "CASE WHEN legal_rep_id = ?1 THEN '法定代表人' ELSE '财务负责人' END "
+					 "FROM abnormal_taxpayer WHERE status = 'ABNORMAL' AND "
+					 "(legal_rep_id = ?1 OR finance_officer_id = ?1) ORDER BY recognised_date LIMIT 1");
+	if (!st)
+		return -1;
+	dept_bind_text(st, 1, p->id->id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(g->refusal, sizeof g->refusal,
+			 "%s%s是非正常户%s（纳税人识别号 %s，%s认定）的%s，该户尚未解除非正常状态，暂不予办理新办纳税人套餐",
+			 role, p->name, dept_col_text(st, 1), dept_col_text(st, 0), dept_col_text(st, 2),
+			 dept_col_text(st, 3));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int s_register_tx(struct dept *d, sqlite3 *db, const struct qiao_request *req,
+			 const Qiao__V1__TaxpayerRegistrationRequest *m, const char *hash, struct registration *g,
+			 struct dept_fail *f)
+{
+	const char *uscc = m->taxpayer->id->id;
+	char old_hash[65] = "";
+	int rc = s_reg_load(db, m->registration_no, old_hash, g);
+	if (rc < 0)
+		return dept_dberr(f, d, db, "taxpayer_registration");
+	if (rc == 1) {
+		if (strcmp(old_hash, hash) != 0)
+			return dept_fail(f, E_REJECTED, "registration_no",
+					 "registration %.64s was already applied for (%s) with other particulars",
+					 m->registration_no, g->taxpayer_id);
+		return 0; /* the same application: its registration as it stands */
+	}
+	/* a refusal is answered, not recorded */
+	dept_copy(g->no, sizeof g->no, m->registration_no);
+	dept_copy(g->taxpayer_id, sizeof g->taxpayer_id, uscc);
+	dept_copy(g->taxpayer_name, sizeof g->taxpayer_name, m->taxpayer->name);
+	dept_copy(g->status, sizeof g->status, "REFUSED");
+	sqlite3_stmt *st = dept_prep(db, "SELECT registration_no FROM taxpayer_registration WHERE taxpayer_id = ?1 AND "
+					 "status = 'ACTIVE'");
+	if (!st)
+		return dept_dberr(f, d, db, "taxpayer_registration");
+	dept_bind_text(st, 1, uscc);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		char other[72];
+		dept_copy(other, sizeof other, dept_col_text(st, 0));
+		sqlite3_finalize(st);
+		return dept_fail(f, E_REJECTED, "taxpayer.id.id",
+				 "纳税人 %s 已办理新办纳税人套餐（套餐申请编号 %s），不能重复办理", uscc, other);
+	}
+	sqlite3_finalize(st);
+
+	/* 主管税务机关: the division of the USCC, else its city */
+	char area[7], city[7];
+	memcpy(area, uscc + 2, 6);
+	area[6] = '\0';
+	memcpy(city, area, 4);
+	memcpy(city + 4, "00", 3);
+	st = dept_prep(db, "SELECT office_code, office_name FROM tax_office WHERE area_code IN (?1, ?2) "
+			   "ORDER BY area_code = ?1 DESC LIMIT 1");
+	if (!st)
+		return dept_dberr(f, d, db, "tax_office");
+	dept_bind_text(st, 1, area);
+	dept_bind_text(st, 2, city);
+	int found = sqlite3_step(st) == SQLITE_ROW;
+	if (found) {
+		dept_copy(g->office_code, sizeof g->office_code, dept_col_text(st, 0));
+		dept_copy(g->office_name, sizeof g->office_name, dept_col_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (!found) {
+		snprintf(g->refusal, sizeof g->refusal, "纳税人 %s 的登记地（行政区划 %s）不属本局管辖，请向登记地税务机关申请",
+			 uscc, area);
+		return 0;
+	}
+	/* the people: none may be tied to an abnormal taxpayer */
+	const Qiao__V1__Party *who[2] = {m->legal_representative, m->financial_officer};
+	const char *role[2] = {"法定代表人", "财务负责人"};
+	for (int i = 0; i < 2; i++) {
+		rc = s_abnormal(db, who[i], role[i], g);
+		if (rc < 0)
+			return dept_dberr(f, d, db, "abnormal_taxpayer");
+		if (rc == 1)
+			return 0;
+	}
+
+	char today[11];
+	dept_date(today, 0);
+	const char *vat = s_vat_name(m->vat_taxpayer_type);
+	int64_t now = qiao_now_ms();
+	st = dept_prep(db, "INSERT INTO taxpayer_registration (registration_no, taxpayer_id, taxpayer_name, licence_id, "
+			   "enterprise_type, registered_address, established_date, registered_capital_fen, business_scope, "
+			   "vat_type, office_code, office_name, status, registered_ms, request_hash, requester, case_id) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'ACTIVE', ?13, ?14, ?15, ?16)");
+	if (!st)
+		return dept_dberr(f, d, db, "taxpayer_registration");
+	dept_bind_text(st, 1, m->registration_no);
+	dept_bind_text(st, 2, uscc);
+	dept_bind_text(st, 3, m->taxpayer->name);
+	dept_bind_text(st, 4, m->licence_id);
+	dept_bind_text(st, 5, m->enterprise_type);
+	dept_bind_text(st, 6, m->registered_address);
+	dept_bind_text(st, 7, m->established_date);
+	dept_bind_int(st, 8, m->registered_capital_fen);
+	dept_bind_text(st, 9, m->business_scope);
+	dept_bind_text(st, 10, vat);
+	dept_bind_text(st, 11, g->office_code);
+	dept_bind_text(st, 12, g->office_name);
+	dept_bind_int(st, 13, now);
+	dept_bind_text(st, 14, hash);
+	dept_bind_text(st, 15, req->requester);
+	dept_bind_text(st, 16, dept_case_id(req));
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "taxpayer_registration insert");
+	if (s_reg_party(db, m->registration_no, "LEGAL_REP", 0, m->legal_representative, NULL) != 0 ||
+	    s_reg_party(db, m->registration_no, "FINANCE", 0, m->financial_officer, NULL) != 0 ||
+	    s_reg_party(db, m->registration_no, "TAX_OFFICER", 0, m->tax_officer, NULL) != 0)
+		return dept_dberr(f, d, db, "registration_party insert");
+	for (size_t i = 0; i < m->n_investors; i++)
+		if (s_reg_party(db, m->registration_no, "INVESTOR", i, m->investors[i]->party, m->investors[i]) != 0)
+			return dept_dberr(f, d, db, "registration_party insert");
+
+	/* 税费种认定: every rule in force for this VAT type */
+	st = dept_prep(db, "INSERT INTO registration_levy (registration_no, seq, rule_id, tax_type, tax_name, item_name, "
+			   "rate_ppm, period, valid_from) SELECT ?1, ROW_NUMBER() OVER (ORDER BY tax_type, rule_id) - 1, "
+			   "rule_id, tax_type, tax_name, item_name, rate_ppm, period, ?3 FROM levy_rule WHERE "
+			   "(vat_type IS NULL OR vat_type = ?2) AND effective_from <= ?3 AND (effective_to IS NULL OR "
+			   "effective_to >= ?3) ORDER BY tax_type, rule_id LIMIT 32");
+	if (!st)
+		return dept_dberr(f, d, db, "registration_levy");
+	dept_bind_text(st, 1, m->registration_no);
+	dept_bind_text(st, 2, vat);
+	dept_bind_text(st, 3, today);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "registration_levy insert");
+	/* 发票票种核定: the initial credit line of each type asked for */
+	for (size_t i = 0; i < m->n_invoice_types; i++) {
+		const char *it = s_invoice_name(m->invoice_types[i]);
+		st = dept_prep(db, "INSERT INTO registration_invoice (registration_no, seq, invoice_type, credit_limit_fen) "
+				   "SELECT ?1, ?2, invoice_type, credit_limit_fen FROM invoice_rule WHERE vat_type = ?3 "
+				   "AND invoice_type = ?4");
+		if (!st)
+			return dept_dberr(f, d, db, "registration_invoice");
+		dept_bind_text(st, 1, m->registration_no);
+		dept_bind_int(st, 2, (long long)i);
+		dept_bind_text(st, 3, vat);
+		dept_bind_text(st, 4, it);
+		if (dept_run(st) != 0)
+			return dept_dberr(f, d, db, "registration_invoice insert");
+		if (sqlite3_changes(db) != 1)
+			return dept_fail(f, E_INTERNAL, NULL, "no invoice rule for %s %s", vat, it);
+	}
+	dept_log(d, "taxpayer %s registered (%s, %s)", uscc, m->registration_no, g->office_name);
+	rc = s_reg_load(db, m->registration_no, old_hash, g);
+	return rc == 1 ? 0 : dept_dberr(f, d, db, "taxpayer_registration");
+}
+
+/* Answer with g as a TaxpayerRegistration. */
+static void s_reg_reply(struct qiao_responder **r, const struct registration *g)
+{
+	Qiao__V1__TaxLevy lv[MAX_LEVIES], *lvp[MAX_LEVIES];
+	Qiao__V1__InvoiceApproval inv[MAX_INVOICE_TYPES], *invp[MAX_INVOICE_TYPES];
+	for (size_t i = 0; i < g->nlevy; i++) {
+		qiao__v1__tax_levy__init(&lv[i]);
+		lv[i].tax_type = g->lv[i].type;
+		lv[i].tax_name = (char *)g->lv[i].tax_name;
+		lv[i].item_name = (char *)g->lv[i].item;
+		lv[i].rate_ppm = (uint32_t)g->lv[i].ppm;
+		lv[i].filing_period = s_period_of(g->lv[i].period);
+		lv[i].valid_from = (char *)g->lv[i].from;
+		lvp[i] = &lv[i];
+	}
+	for (size_t i = 0; i < g->ninv; i++) {
+		qiao__v1__invoice_approval__init(&inv[i]);
+		inv[i].invoice_type = s_invoice_of(g->inv[i].type);
+		inv[i].credit_limit_fen = g->inv[i].limit;
+		invp[i] = &inv[i];
+	}
+	Qiao__V1__TaxpayerRegistration out = QIAO__V1__TAXPAYER_REGISTRATION__INIT;
+	int refused = strcmp(g->status, "REFUSED") == 0;
+	out.registration_no = (char *)g->no;
+	out.status = refused ? QIAO__V1__TAXPAYER_REGISTRATION_STATUS__TAXPAYER_REGISTRATION_STATUS_REFUSED
+		     : strcmp(g->status, "CANCELLED") == 0
+			     ? QIAO__V1__TAXPAYER_REGISTRATION_STATUS__TAXPAYER_REGISTRATION_STATUS_CANCELLED
+			     : QIAO__V1__TAXPAYER_REGISTRATION_STATUS__TAXPAYER_REGISTRATION_STATUS_ACTIVE;
+	out.taxpayer_id = (char *)g->taxpayer_id;
+	out.taxpayer_name = (char *)g->taxpayer_name;
+	out.tax_office_code = (char *)g->office_code;
+	out.tax_office_name = (char *)g->office_name;
+	out.vat_taxpayer_type = refused ? 0 : s_vat_of(g->vat);
+	out.n_levies = g->nlevy;
+	out.levies = lvp;
+	out.n_invoices = g->ninv;
+	out.invoices = invp;
+	out.registered_ms = g->registered_ms;
+	out.cancelled_ms = g->cancelled_ms;
+	out.refusal_reason = (char *)g->refusal;
+	dept_reply(r, &out.base);
+}
+
+static int s_check_registration(struct qiao_responder **r, const Qiao__V1__TaxpayerRegistrationRequest *m)
+{
+	char today[11];
+	dept_date(today, 0);
+	if (dept_check_ref(r, m->registration_no, "registration_no") != 0 ||
+	    dept_check_party(r, m->taxpayer, "taxpayer", 1) != 0 ||
+	    dept_check_id(r, QIAO_ID_LICENCE, m->licence_id, "licence_id", 0) != 0 ||
+	    dept_check_printable(r, m->enterprise_type, "enterprise_type", 64, 0) != 0 ||
+	    dept_check_printable(r, m->registered_address, "registered_address", 200, 0) != 0 ||
+	    s_check_date(r, m->established_date, "established_date") != 0)
+		return -1;
+	if (strcmp(m->established_date, today) > 0) {
+		dept_error(r, E_BAD, "established_date", "established_date %s is after today", m->established_date);
+		return -1;
+	}
+	if (s_positive(r, m->registered_capital_fen, "registered_capital_fen") != 0 ||
+	    dept_check_printable(r, m->business_scope, "business_scope", 2000, 0) != 0 ||
+	    s_person(r, m->legal_representative, "legal_representative") != 0 ||
+	    s_person(r, m->financial_officer, "financial_officer") != 0 ||
+	    s_person(r, m->tax_officer, "tax_officer") != 0)
+		return -1;
+	if (m->n_investors < 1 || m->n_investors > MAX_INVESTORS) {
+		dept_error(r, E_BAD, "investors", "investors: 1 to %d are required", MAX_INVESTORS);
+		return -1;
+	}
+	char f[64];
+	long long sum = 0;
+	for (size_t i = 0; i < m->n_investors; i++) {
+		const Qiao__V1__Investor *iv = m->investors[i];
+		snprintf(f, sizeof f, "investors[%zu]", i);
+		if (!iv) {
+			dept_error(r, E_BAD, f, "%s is required", f);
+			return -1;
+		}
+		snprintf(f, sizeof f, "investors[%zu].party", i);
+		if (dept_check_party(r, iv->party, f, 0) != 0)
+			return -1;
+		snprintf(f, sizeof f, "investors[%zu].subscribed_capital_fen", i);
+		if (s_positive(r, iv->subscribed_capital_fen, f) != 0)
+			return -1;
+		snprintf(f, sizeof f, "investors[%zu].contribution_method", i);
+		if (dept_check_printable(r, iv->contribution_method, f, 32, 0) != 0)
+			return -1;
+		snprintf(f, sizeof f, "investors[%zu].contribution_due_date", i);
+		if (s_check_date(r, iv->contribution_due_date, f) != 0)
+			return -1;
+		if (strcmp(iv->contribution_due_date, m->established_date) < 0) {
+			dept_error(r, E_BAD, f, "%s is before established_date", f);
+			return -1;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(m->investors[k]->party->id->id, iv->party->id->id) == 0) {
+				snprintf(f, sizeof f, "investors[%zu]", i);
+				dept_error(r, E_BAD, f, "%s is already investors[%zu]", f, k);
+				return -1;
+			}
+		sum += iv->subscribed_capital_fen;
+	}
+	if (sum != m->registered_capital_fen) {
+		dept_error(r, E_BAD, "investors",
+			   "investors: the subscribed capital adds up to %lld fen, the registered capital is %lld fen", sum,
+			   (long long)m->registered_capital_fen);
+		return -1;
+	}
+	if (!s_vat_name(m->vat_taxpayer_type)) {
+		dept_error(r, E_BAD, "vat_taxpayer_type", "vat_taxpayer_type: SMALL_SCALE or GENERAL is required");
+		return -1;
+	}
+	if (m->n_invoice_types > MAX_INVOICE_TYPES) {
+		dept_error(r, E_BAD, "invoice_types", "invoice_types: at most %d", MAX_INVOICE_TYPES);
+		return -1;
+	}
+	for (size_t i = 0; i < m->n_invoice_types; i++) {
+		if (!s_invoice_name(m->invoice_types[i]) ||
+		    (i == 1 && m->invoice_types[0] == m->invoice_types[1])) {
+			dept_error(r, E_BAD, "invoice_types", "invoice_types: DIGITAL_ORDINARY and DIGITAL_SPECIAL, each once");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void on_registration(struct dept *d, const struct qiao_request *req, const ProtobufCMessage *body,
+			    struct qiao_responder *r)
+{
+	const Qiao__V1__TaxpayerRegistrationRequest *m = (const Qiao__V1__TaxpayerRegistrationRequest *)body;
+	if (s_check_registration(&r, m) != 0)
+		return;
+	char hash[65];
+	dept_body_hash(req, hash);
+	struct registration *g = calloc(1, sizeof *g);
+	if (!g) {
+		dept_error(&r, E_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	struct dept_fail f = {0};
+	sqlite3 *db = dept_db_lock(d);
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
+	if (rc == 0)
+		rc = s_register_tx(d, db, req, m, hash, g, &f);
+	else
+		dept_dberr(&f, d, db, "begin");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
+	if (rc != 0)
+		dept_exec(db, "ROLLBACK");
+	dept_db_unlock(d);
+	if (rc != 0)
+		dept_error(&r, f.code, f.field, "%s", f.msg);
+	else
+		s_reg_reply(&r, g);
+	free(g);
+}
+
+static int s_cancel_tx(struct dept *d, sqlite3 *db, const Qiao__V1__TaxpayerRegistrationCancelRequest *m,
+		       struct registration *g, struct dept_fail *f)
+{
+	char hash[65];
+	int rc = s_reg_load(db, m->registration_no, hash, g);
+	if (rc < 0)
+		return dept_dberr(f, d, db, "taxpayer_registration");
+	if (rc == 0)
+		return dept_fail(f, E_NOTFOUND, "registration_no", "no taxpayer registration %.64s", m->registration_no);
+	if (strcmp(g->taxpayer_id, m->taxpayer_id) != 0)
+		return dept_fail(f, E_REJECTED, "taxpayer_id", "registration %.64s is not of taxpayer %s",
+				 m->registration_no, m->taxpayer_id);
+	if (strcmp(g->status, "CANCELLED") == 0)
+		return 0; /* already undone: as it stands */
+	sqlite3_stmt *st = dept_prep(db, "UPDATE taxpayer_registration SET status = 'CANCELLED', cancelled_ms = ?2, "
+					 "cancel_reason = ?3 WHERE registration_no = ?1");
+	if (!st)
+		return dept_dberr(f, d, db, "taxpayer_registration");
+	dept_bind_text(st, 1, m->registration_no);
+	dept_bind_int(st, 2, qiao_now_ms());
+	dept_bind_text(st, 3, m->reason);
+	if (dept_run(st) != 0)
+		return dept_dberr(f, d, db, "taxpayer_registration update");
+	dept_log(d, "taxpayer registration %s of %s cancelled", m->registration_no, g->taxpayer_id);
+	return s_reg_load(db, m->registration_no, hash, g) == 1 ? 0 : dept_dberr(f, d, db, "taxpayer_registration");
+}
+
+static void on_registration_cancel(struct dept *d, const struct qiao_request *req, const ProtobufCMessage *body,
+				   struct qiao_responder *r)
+{
+	(void)req;
+	const Qiao__V1__TaxpayerRegistrationCancelRequest *m = (const Qiao__V1__TaxpayerRegistrationCancelRequest *)body;
+	if (dept_check_ref(&r, m->registration_no, "registration_no") != 0 ||
+	    dept_check_id(&r, QIAO_ID_USCC, m->taxpayer_id, "taxpayer_id", 0) != 0 ||
+	    dept_check_printable(&r, m->reason, "reason", 500, 0) != 0)
+		return;
+	struct registration *g = calloc(1, sizeof *g);
+	if (!g) {
+		dept_error(&r, E_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	struct dept_fail f = {0};
+	sqlite3 *db = dept_db_lock(d);
+	int rc = dept_exec(db, "BEGIN IMMEDIATE");
+	if (rc == 0)
+		rc = s_cancel_tx(d, db, m, g, &f);
+	else
+		dept_dberr(&f, d, db, "begin");
+	if (rc == 0 && dept_exec(db, "COMMIT") != 0)
+		rc = dept_dberr(&f, d, db, "commit");
+	if (rc != 0)
+		dept_exec(db, "ROLLBACK");
+	dept_db_unlock(d);
+	if (rc != 0)
+		dept_error(&r, f.code, f.field, "%s", f.msg);
+	else
+		s_reg_reply(&r, g);
+	free(g);
+}
+
 static const struct dept_service s_services[] = {
 	{"tax-assessment.v1", &qiao__v1__tax_assessment_request__descriptor, &qiao__v1__tax_clearance__descriptor,
 	 on_tax_assessment},
 	{"filing-notice.v1", &qiao__v1__filing_notice__descriptor, &qiao__v1__filing_notice_result__descriptor,
 	 on_filing_notice},
+	{"taxpayer-registration.v1", &qiao__v1__taxpayer_registration_request__descriptor,
+	 &qiao__v1__taxpayer_registration__descriptor, on_registration},
+	{"taxpayer-registration-cancel.v1", &qiao__v1__taxpayer_registration_cancel_request__descriptor,
+	 &qiao__v1__taxpayer_registration__descriptor, on_registration_cancel},
 };
 
 int main(int argc, char **argv)
