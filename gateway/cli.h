@@ -6,7 +6,9 @@
  *   1  the command ran and the answer is "no" (an identifier invalid, a
  *      signature bad, a record absent)
  *   2  usage error (unknown command or flag, missing argument)
- *   3  environment error (file unreadable, store cannot open, out of memory)
+ *   3  environment error (file unreadable, store cannot open, out of memory;
+ *      for `qiao case`: the gateway cannot be reached)
+ *   4  `qiao case start --wait`: the time passed before the case ended
  */
 #ifndef QIAO_CLI_H
 #define QIAO_CLI_H
@@ -14,7 +16,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-enum { CLI_OK = 0, CLI_NO = 1, CLI_USAGE = 2, CLI_ENV = 3 };
+enum { CLI_OK = 0, CLI_NO = 1, CLI_USAGE = 2, CLI_ENV = 3, CLI_TIMEOUT = 4 };
 
 /* Subcommand entry points: argv[0] is the subcommand name. */
 int cli_id(int argc, char **argv);
@@ -23,6 +25,8 @@ int cli_envelope(int argc, char **argv);
 int cli_store(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_audit(int argc, char **argv);
+int cli_case(int argc, char **argv);
+int cli_call(int argc, char **argv);
 
 /* Print an error "qiao: <what>" to stderr, printf-style. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

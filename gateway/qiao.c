@@ -24,16 +24,24 @@ static void s_usage(FILE *out)
 	      "  status --config FILE | --socket PATH [--json]\n"
 	      "                           live state of a running gateway (adapters, services,\n"
 	      "                           queues, counters)\n"
+	      "  case SUBCOMMAND [--socket PATH | --config FILE] ...\n"
+	      "                           cases of the workflow engine: workflows, start, status,\n"
+	      "                           list, timeline, cancel (qiao case --help)\n"
+	      "  call SERVICE --key FILE --endpoint EP --gateway-curve B64 --type T ...\n"
+	      "                           call one service as a member, JSON body in, JSON\n"
+	      "                           answer out (qiao call --help)\n"
 	      "  version                  print the version\n"
 	      "\n"
 	      "Every command takes --help.  Exit codes: 0 success; 1 the answer is no\n"
 	      "(invalid identifier, bad signature, record absent); 2 usage error;\n"
-	      "3 environment error (file, store, memory).\n"
+	      "3 environment error (file, store, memory; for case: gateway unreachable);\n"
+	      "4 case start --wait: the time passed before the case ended.\n"
 	      "\n"
 	      "examples:\n"
 	      "  qiao id check 11010519491231002X 91350200776049653A\n"
 	      "  qiao keygen --member 12150600MB0A12342K/realestate --out realestate.key\n"
-	      "  qiao status --config /etc/qiao/qiao-gateway.conf\n",
+	      "  qiao status --config /etc/qiao/qiao-gateway.conf\n"
+	      "  qiao case start daiya-guohu --input sale.json --wait\n",
 	      out);
 }
 
@@ -62,6 +70,10 @@ int main(int argc, char **argv)
 		return cli_audit(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cli_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "case"))
+		return cli_case(argc - 1, argv + 1);
+	if (!strcmp(cmd, "call"))
+		return cli_call(argc - 1, argv + 1);
 	if (!strcmp(cmd, "store"))
 		return cli_store(argc - 1, argv + 1);
 	cli_err("unknown command '%s'; run 'qiao --help' for the list", cmd);
