@@ -1428,7 +1428,12 @@ static int s_new_case_id(gw_wf_t *w, const struct wf_def *d, char *out, size_t n
 	last++;
 	json_object_set_new(w->counters, key, json_integer(last));
 	json_object_set_new(w->counters_dirty, key, json_integer(last));
-	snprintf(out, n, "%s-%04d%02d%02d-%06lld", d->case_prefix, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, last);
+	char id[160];
+	snprintf(id, sizeof id, "%.16s-%04d%02d%02d-%06d", d->case_prefix, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 (int)last);
+	if (strlen(id) >= n)
+		return QIAO_ETOOBIG;
+	memcpy(out, id, strlen(id) + 1);
 	return 0;
 }
 
