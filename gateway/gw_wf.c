@@ -399,8 +399,9 @@ static void s_emit(gw_wf_t *w, struct wcase *c, long step, int cfrom, int cto, i
 	}
 	c->dirty = 1;
 	if (st)
-		log_info("case.step case_id=%s step=%s from=%s to=%s cause=\"%s\"", c->id, s_str(st, "name"),
-			 s_step_states[sfrom], s_step_states[sto], cause);
+		log_info("case.step case_id=%s step=%s from=%s to=%s msg_id=%s service=%s cause=\"%s\"", c->id,
+			 s_str(st, "name"), s_step_states[sfrom], s_step_states[sto],
+			 msgid_hex && msgid_hex[0] ? msgid_hex : "-", svc[0] ? svc : "-", cause);
 	else
 		log_info("case.state case_id=%s workflow=%s from=%s to=%s cause=\"%s\"", c->id, s_str(rec, "workflow"),
 			 s_case_states[cfrom], s_case_states[cto], cause);

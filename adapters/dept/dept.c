@@ -45,6 +45,34 @@ static void s_on_signal(int sig)
 	s_stop = 1;
 }
 
+/* One key=value line on stderr (journald keeps it), the message quoted. */
+static void s_logline(struct dept *d, const char *level, const char *event, const char *fields, const char *msg)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[32];
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	char q[1200];
+	size_t o = 0;
+	for (const char *p = msg; *p && o + 3 < sizeof q; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\') {
+			q[o++] = '\\';
+			q[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			q[o++] = ' ';
+		} else {
+			q[o++] = (char)ch;
+		}
+	}
+	q[o] = '\0';
+	fprintf(stderr, "%s.%03ldZ level=%s adapter=qiao-%s event=%s%s%s%s%s%s\n", when, ts.tv_nsec / 1000000, level,
+		d->def->name, event, fields && fields[0] ? " " : "", fields ? fields : "", msg[0] ? " msg=\"" : "",
+		msg[0] ? q : "", msg[0] ? "\"" : "");
+}
+
 void dept_log(struct dept *d, const char *fmt, ...)
 {
 	char msg[1024];
@@ -52,14 +80,12 @@ void dept_log(struct dept *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char when[32];
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ qiao-%s: %s\n", when, ts.tv_nsec / 1000000, d->def->name, msg);
+	s_logline(d, "info", "adapter.note", NULL, msg);
 }
+
+/* How the request being handled on this thread was answered (for the
+ * request.handled line). */
+static __thread int t_answered, t_code;
 
 const char *dept_member(const struct dept *d)
 {
@@ -131,6 +157,8 @@ void dept_reply(struct qiao_responder **r, const ProtobufCMessage *msg)
 	protobuf_c_message_pack(msg, b);
 	qiao_respond(r, b, n);
 	free(b);
+	t_answered = 1;
+	t_code = 0;
 }
 
 void dept_error(struct qiao_responder **r, int code, const char *field, const char *fmt, ...)
@@ -141,6 +169,8 @@ void dept_error(struct qiao_responder **r, int code, const char *field, const ch
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	qiao_respond_error(r, code, msg, field);
+	t_answered = 1;
+	t_code = code;
 }
 
 int dept_check_text(struct qiao_responder **r, const char *value, const char *field, long maxchars)
@@ -212,11 +242,27 @@ static void s_handler(void *arg, const struct qiao_request *req, struct qiao_res
 			   s->request->name);
 		return;
 	}
-	if (o->d->verbose)
-		dept_log(o->d, "%s from %s (user %s, case %s)", s->name, req->requester, req->hdr->user_id,
-			 req->hdr->case_id);
+	/* the request is borrowed until it is answered: take what the log line needs first */
+	char mid[2 * QIAO_MSGID_LEN + 1] = "-";
+	if (req->hdr->message_id.len == QIAO_MSGID_LEN)
+		qiao_hex(req->hdr->message_id.data, QIAO_MSGID_LEN, mid);
+	char f[900];
+	int fl = snprintf(f, sizeof f, "service=%s requester=%s user=\"%.128s\" msg_id=%s case_id=\"%.64s\"", s->name,
+			  req->requester, req->hdr->user_id ? req->hdr->user_id : "", mid,
+			  req->hdr->case_id ? req->hdr->case_id : "");
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t_answered = 0;
+	t_code = 0;
 	s->fn(o->d, req, m, r);
 	protobuf_c_message_free_unpacked(m, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* one line per exchange: who asked what, for which case, how it ended */
+	if (fl > 0 && (size_t)fl < sizeof f)
+		snprintf(f + fl, sizeof f - (size_t)fl, " outcome=%s ms=%.1f",
+			 !t_answered ? "answered" : t_code ? qiao_error_code_name(t_code) : "ok",
+			 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	s_logline(o->d, t_answered && t_code ? "warn" : "info", "request.handled", f, "");
 }
 
 /* ---- set-up ---------------------------------------------------------- */
