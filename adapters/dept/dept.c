@@ -73,6 +73,13 @@ static void s_logline(struct dept *d, const char *level, const char *event, cons
 		msg[0] ? q : "", msg[0] ? "\"" : "");
 }
 
+/* The SDK's events (connection, welcome, reconnects) in the same format. */
+static void s_sdk_log(void *arg, enum qiao_log_level level, const char *msg)
+{
+	static const char *const lv[] = {"info", "error", "warn", "info", "debug"};
+	s_logline(arg, lv[level >= QIAO_LOG_ERROR && level <= QIAO_LOG_DEBUG ? level : 0], "sdk", NULL, msg);
+}
+
 void dept_log(struct dept *d, const char *fmt, ...)
 {
 	char msg[1024];
@@ -431,6 +438,8 @@ int dept_main(int argc, char **argv, const struct dept_def *def)
 		.key_file = key,
 		.gateway_curve_public = gwc,
 		.handler_threads = (uint32_t)threads,
+		.log = s_sdk_log,
+		.log_arg = &d,
 		.log_level = d.verbose ? QIAO_LOG_DEBUG : QIAO_LOG_INFO,
 	};
 	char err[300];
