@@ -17,6 +17,9 @@ static void s_help(FILE *out)
 	      "never overwritten).  Prints the public parts, which the gateway operator\n"
 	      "enters in the member registry; the secret parts never leave FILE.\n"
 	      "\n"
+	      "exit codes: 0 written; 2 usage (bad member id, missing --out); 3 FILE exists or\n"
+	      "cannot be written (choose a new path: a key file is never overwritten).\n"
+	      "\n"
 	      "examples:\n"
 	      "  qiao keygen --member 12150600MB0A12342K/realestate --out realestate.key\n"
 	      "  qiao keygen --member 91150600MA0B56780F/bank --out bank-a.key --json\n",
