@@ -79,6 +79,8 @@ struct outmsg {
 struct dir_entry {
 	char member[QIAO_MEMBER_MAX];
 	uint8_t pk[32];
+	uint8_t pk2[32]; /* a second key during the member's key rotation */
+	int has_pk2;
 };
 
 enum io_state {

@@ -190,7 +190,14 @@ static int s_dir_set(struct qiao_adapter *a, Qiao__V1__MemberKey **keys, size_t 
 	size_t w = 0;
 	for (size_t i = 0; i < k; i++) {
 		if (w && strcmp(d[w - 1].member, d[i].member) == 0) {
-			adp_log(a, QIAO_LOG_WARN, "directory lists %s twice; keeping the first key", d[i].member);
+			/* a member in a key rotation is listed with both keys */
+			if (!d[w - 1].has_pk2) {
+				memcpy(d[w - 1].pk2, d[i].pk, 32);
+				d[w - 1].has_pk2 = 1;
+			} else {
+				adp_log(a, QIAO_LOG_WARN, "directory lists %s more than twice; keeping the first two keys",
+					d[i].member);
+			}
 			continue;
 		}
 		d[w++] = d[i];
@@ -201,9 +208,11 @@ static int s_dir_set(struct qiao_adapter *a, Qiao__V1__MemberKey **keys, size_t 
 	return 0;
 }
 
-/* The signing key of `member`: the gateway's own, or the directory's. */
-static const uint8_t *s_key_for(const struct io *io, const char *member)
+/* The signing key of `member`: the gateway's own, or the directory's
+ * (and *pk2 its second key during a key rotation, else NULL). */
+static const uint8_t *s_key_for(const struct io *io, const char *member, const uint8_t **pk2)
 {
+	*pk2 = NULL;
 	if (io->have_gateway && strcmp(member, io->gateway) == 0)
 		return io->gateway_pk;
 	struct dir_entry key;
@@ -211,7 +220,17 @@ static const uint8_t *s_key_for(const struct io *io, const char *member)
 		return NULL;
 	snprintf(key.member, sizeof key.member, "%s", member);
 	const struct dir_entry *e = bsearch(&key, io->dir, io->n_dir, sizeof *io->dir, s_dir_cmp);
+	if (e && e->has_pk2)
+		*pk2 = e->pk2;
 	return e ? e->pk : NULL;
+}
+
+/* Verify with the sender's key, or its second key during a rotation. */
+static int s_verify_by(const qiao_envelope_t *env, const uint8_t *pk, const uint8_t *pk2)
+{
+	if (qiao_envelope_verify(env, pk) == 0)
+		return 0;
+	return pk2 ? qiao_envelope_verify(env, pk2) : QIAO_EBADSIG;
 }
 
 /* ---- dropping ----------------------------------------------------------- */
@@ -614,12 +633,13 @@ static void s_on_request(struct qiao_adapter *a, qiao_envelope_t *env)
 {
 	struct io *io = &a->io;
 	const Qiao__V1__Header *h = env->hdr;
-	const uint8_t *pk = s_key_for(io, h->sender);
+	const uint8_t *pk2;
+	const uint8_t *pk = s_key_for(io, h->sender, &pk2);
 	if (!pk) {
 		s_drop(a, "request from %s, which is not in the directory", h->sender);
 		goto out;
 	}
-	if (qiao_envelope_verify(env, pk) != 0) {
+	if (s_verify_by(env, pk, pk2) != 0) {
 		atomic_fetch_add(&a->st.bad_signatures, 1);
 		s_drop(a, "request from %s for %.200s: bad signature", h->sender, h->service);
 		goto out;
@@ -694,8 +714,9 @@ static void s_on_answer(struct qiao_adapter *a, qiao_envelope_t *env)
 		return;
 	}
 	const Qiao__V1__Header *rq = c->env->hdr;
-	const uint8_t *pk = s_key_for(io, h->sender);
-	if (!pk || qiao_envelope_verify(env, pk) != 0) {
+	const uint8_t *pk2;
+	const uint8_t *pk = s_key_for(io, h->sender, &pk2);
+	if (!pk || s_verify_by(env, pk, pk2) != 0) {
 		atomic_fetch_add(&a->st.bad_signatures, 1);
 		adp_log(a, QIAO_LOG_WARN, "%s from %s for %.200s: %s; the call fails with QIAO_EBADSIG", kind,
 			h->sender, rq->service, pk ? "bad signature" : "signer not in the directory");

@@ -681,6 +681,7 @@ int audit_log_query(audit_log_t *l, qiao_txn_t *t, const struct audit_query *q, 
 struct dir_ent {
 	char member[QIAO_MEMBER_MAX];
 	uint8_t pk[32];
+	uint64_t at; /* the entry whose directory listed it */
 };
 
 struct vwalk {
@@ -714,21 +715,35 @@ static int s_fail(struct vwalk *w, uint64_t index, const char *fmt, ...)
 	return QIAO_EBADSIG;
 }
 
-static const uint8_t *s_dir_key(struct vwalk *w, const char *member)
+/* The member's keys in force: its entries in the directory, from *from
+ * on; the next one or NULL. */
+static const uint8_t *s_dir_key(struct vwalk *w, const char *member, size_t *from)
 {
-	for (size_t i = w->ndir; i-- > 0;)
-		if (strcmp(w->dir[i].member, member) == 0)
+	for (size_t i = *from; i < w->ndir; i++)
+		if (strcmp(w->dir[i].member, member) == 0) {
+			*from = i + 1;
 			return w->dir[i].pk;
+		}
+	*from = w->ndir;
 	return NULL;
 }
 
-static int s_dir_set(struct vwalk *w, const char *member, const uint8_t *pk)
+/* A directory lists one key per member, or two during a key rotation
+ * (docs/protocol.md "Keys"): the member's keys of entry `at` replace
+ * those of earlier entries; members it does not list keep theirs. */
+static int s_dir_set(struct vwalk *w, const char *member, const uint8_t *pk, uint64_t at)
 {
+	int fresh = 1;
 	for (size_t i = 0; i < w->ndir; i++)
-		if (strcmp(w->dir[i].member, member) == 0) {
-			memcpy(w->dir[i].pk, pk, 32);
-			return 0;
-		}
+		if (strcmp(w->dir[i].member, member) == 0 && w->dir[i].at == at)
+			fresh = 0;
+	if (fresh) {
+		size_t k = 0;
+		for (size_t i = 0; i < w->ndir; i++)
+			if (strcmp(w->dir[i].member, member) != 0)
+				w->dir[k++] = w->dir[i];
+		w->ndir = k;
+	}
 	if (w->ndir == w->capdir) {
 		size_t nc = w->capdir ? 2 * w->capdir : 64;
 		struct dir_ent *nd = realloc(w->dir, nc * sizeof *nd);
@@ -739,6 +754,7 @@ static int s_dir_set(struct vwalk *w, const char *member, const uint8_t *pk)
 	}
 	snprintf(w->dir[w->ndir].member, sizeof w->dir[w->ndir].member, "%s", member);
 	memcpy(w->dir[w->ndir].pk, pk, 32);
+	w->dir[w->ndir].at = at;
 	w->ndir++;
 	return 0;
 }
@@ -770,12 +786,17 @@ static int s_verify_entry(struct vwalk *w, uint64_t index, const uint8_t *b, siz
 	}
 	for (size_t i = 0; i < e->n_directory; i++)
 		if (e->directory[i]->sign_public.len == 32 && e->directory[i]->member) {
-			rc = s_dir_set(w, e->directory[i]->member, e->directory[i]->sign_public.data);
+			rc = s_dir_set(w, e->directory[i]->member, e->directory[i]->sign_public.data, index);
 			if (rc != 0)
 				goto out;
 		}
-	if (w->check_sigs && e->header.len) {
-		const uint8_t *pk = s_dir_key(w, e->signer);
+	/* Signatures of the messages the gateway accepted (docs/audit.md):
+	 * a refusal may record a message whose signature was the problem
+	 * (BAD_SIGNATURE, a sender that is not the connection's member). */
+	if (w->check_sigs && e->header.len &&
+	    e->event_type != QIAO__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_REQUEST_REFUSED) {
+		size_t from = 0;
+		const uint8_t *pk = s_dir_key(w, e->signer, &from);
 		if (!pk) {
 			rc = s_fail(w, index, "entry %llu: signer %s is not in the key directory the log recorded",
 				    (unsigned long long)index, e->signer);
@@ -793,8 +814,11 @@ static int s_verify_entry(struct vwalk *w, uint64_t index, const uint8_t *b, siz
 		}
 		memcpy(w->sigbuf, QIAO_SIG_PREFIX, QIAO_SIG_PREFIX_LEN);
 		memcpy(w->sigbuf + QIAO_SIG_PREFIX_LEN, e->header.data, e->header.len);
-		if (e->header_signature.len != 64 ||
-		    crypto_sign_verify_detached(e->header_signature.data, w->sigbuf, need, pk) != 0) {
+		/* any key the directory lists for the signer (two during a rotation) */
+		int good = 0;
+		for (; pk && !good && e->header_signature.len == 64; pk = s_dir_key(w, e->signer, &from))
+			good = crypto_sign_verify_detached(e->header_signature.data, w->sigbuf, need, pk) == 0;
+		if (!good) {
 			rc = s_fail(w, index, "entry %llu: the header signature by %s does not verify",
 				    (unsigned long long)index, e->signer);
 			goto out;

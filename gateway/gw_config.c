@@ -17,6 +17,7 @@
 #include "qiao_err.h"
 #include "qiao_keys.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -57,10 +58,13 @@ struct gw_config {
 	struct gw_audit audit;
 	struct gw_cache cache;
 	struct gw_workflow wf;
+	struct gw_metrics_conf met;
 	qiao_id_policy_t *ids;
 	struct gw_member *members;          /* sorted by id */
 	size_t nmembers;
 	const struct gw_member **by_curve;  /* sorted by curve_public */
+	const struct gw_member **rotating;  /* members with a next_curve_public (few) */
+	size_t nrotating;
 	struct gw_service *services;        /* sorted by provider, name, version */
 	size_t nservices;
 	const struct gw_service **by_id;    /* sorted by strcmp of id */
@@ -964,14 +968,18 @@ struct s_stmp {
 	const config_setting_t *at, *alias_at;
 };
 
-static int s_key32(struct s_ld *ld, const config_setting_t *m, const char *id, const char *key,
-		   uint8_t out[32])
+static int s_key32_opt(struct s_ld *ld, const config_setting_t *m, const char *id, const char *key,
+		       int required, uint8_t out[32], bool *present)
 {
-	const char *v;
-	const config_setting_t *at;
+	const char *v = NULL;
+	const config_setting_t *at = NULL;
 	char what[96];
 	snprintf(what, sizeof what, "member %s", id);
-	TRY(s_get_string(ld, m, what, key, 1, &v, &at));
+	TRY(s_get_string(ld, m, what, key, required, &v, &at));
+	if (present)
+		*present = v != NULL;
+	if (!v)
+		return 0;
 	if (qiao_b64_decode_exact(v, out, 32) != 0)
 		return s_fail(ld, at, "member %s: %s is not base64 of exactly 32 bytes (`qiao keygen` prints it)",
 			      id, key);
@@ -980,13 +988,20 @@ static int s_key32(struct s_ld *ld, const config_setting_t *m, const char *id, c
 	return 0;
 }
 
+static int s_key32(struct s_ld *ld, const config_setting_t *m, const char *id, const char *key,
+		   uint8_t out[32])
+{
+	return s_key32_opt(ld, m, id, key, 1, out, NULL);
+}
+
 static int s_load_member(struct s_ld *ld, const config_setting_t *ms, struct s_mtmp *t)
 {
 	struct gw_config *cfg = ld->cfg;
 	if (config_setting_type(ms) != CONFIG_TYPE_GROUP)
 		return s_fail(ld, ms, "members: each entry must be a group { id = ...; ... }, not %s",
 			      s_type_word(ms));
-	static const char *const known[] = {"id", "name", "curve_public", "sign_public", "services", NULL};
+	static const char *const known[] = {"id", "name", "curve_public", "sign_public", "next_curve_public",
+					    "next_sign_public", "services", NULL};
 	TRY(s_known_keys(ld, ms, "member", known));
 	const char *v;
 	const config_setting_t *at;
@@ -1014,6 +1029,18 @@ static int s_load_member(struct s_ld *ld, const config_setting_t *ms, struct s_m
 	ENOMEM_IF_NULL(t->m.name);
 	TRY(s_key32(ld, ms, t->m.id, "curve_public", t->m.curve_public));
 	TRY(s_key32(ld, ms, t->m.id, "sign_public", t->m.sign_public));
+	TRY(s_key32_opt(ld, ms, t->m.id, "next_curve_public", 0, t->m.next_curve_public, &t->m.has_next_curve));
+	TRY(s_key32_opt(ld, ms, t->m.id, "next_sign_public", 0, t->m.next_sign_public, &t->m.has_next_sign));
+	if (t->m.has_next_curve && memcmp(t->m.next_curve_public, t->m.curve_public, 32) == 0)
+		return s_fail(ld, config_setting_get_member(ms, "next_curve_public"),
+			      "member %s: next_curve_public is the same as curve_public; it must be the new key "
+			      "of a rotation (`qiao keygen` makes one)",
+			      t->m.id);
+	if (t->m.has_next_sign && memcmp(t->m.next_sign_public, t->m.sign_public, 32) == 0)
+		return s_fail(ld, config_setting_get_member(ms, "next_sign_public"),
+			      "member %s: next_sign_public is the same as sign_public; it must be the new key "
+			      "of a rotation (`qiao keygen` makes one)",
+			      t->m.id);
 	TRY(s_get_list(ld, ms, "services", &t->services));
 	if (t->services && config_setting_length(t->services) > GW_MAX_SERVICES_PER_MEMBER)
 		return s_fail(ld, t->services, "member %s: %d services, at most %d allowed", t->m.id,
@@ -1225,6 +1252,37 @@ static int s_load_members(struct s_ld *ld, const config_setting_t *root)
 		}
 	}
 
+	/* Next keys of a rotation: each must differ from every key of every
+	 * other member (current or next), so a key names one member only.
+	 * Few members rotate at once: O(rotating * members). */
+	for (size_t i = 0; i < n; i++) {
+		const struct gw_member *a = &mt[i].m;
+		const config_setting_t *ams = config_setting_get_elem(list, (unsigned)i);
+		for (int kind = 0; kind < 2; kind++) {
+			const char *what = kind == 0 ? "next_curve_public" : "next_sign_public";
+			if (kind == 0 ? !a->has_next_curve : !a->has_next_sign)
+				continue;
+			const uint8_t *key = kind == 0 ? a->next_curve_public : a->next_sign_public;
+			for (size_t j = 0; j < n; j++) {
+				const struct gw_member *b = &mt[j].m;
+				if (j == i)
+					continue;
+				const uint8_t *cur = kind == 0 ? b->curve_public : b->sign_public;
+				int nx = kind == 0 ? b->has_next_curve : b->has_next_sign;
+				const uint8_t *nxt = kind == 0 ? b->next_curve_public : b->next_sign_public;
+				int same_cur = memcmp(key, cur, 32) == 0;
+				if (same_cur || (nx && memcmp(key, nxt, 32) == 0)) {
+					rc = s_fail(ld, config_setting_get_member(ams, what),
+						    "member %s: %s is the %s%s key of member %s (%s:%u); every "
+						    "member needs its own keys (`qiao keygen`)",
+						    a->id, what, same_cur ? "" : "next ",
+						    kind == 0 ? "CURVE" : "signing", b->id, b->file, b->line);
+					goto out;
+				}
+			}
+		}
+	}
+
 	/* Services, in file order. */
 	size_t ns = 0;
 	for (size_t i = 0; i < n; i++)
@@ -1294,6 +1352,16 @@ static int s_load_members(struct s_ld *ld, const config_setting_t *root)
 		cfg->by_curve[i] = &cfg->members[i];
 	}
 	qsort(cfg->by_curve, n, sizeof *cfg->by_curve, s_curve_cmp);
+	for (size_t i = 0; i < n; i++)
+		cfg->nrotating += cfg->members[i].has_next_curve;
+	if (cfg->nrotating) {
+		cfg->rotating = s_alloc(cfg, cfg->nrotating * sizeof *cfg->rotating);
+		if (!cfg->rotating)
+			goto out;
+		for (size_t i = 0, r = 0; i < n; i++)
+			if (cfg->members[i].has_next_curve)
+				cfg->rotating[r++] = &cfg->members[i];
+	}
 
 	for (size_t i = 0; i < ns; i++)
 		ss[i] = (struct s_ssort){&st[i], order[st[i].member]};
@@ -1696,12 +1764,87 @@ static int s_load_workflow(struct s_ld *ld, const config_setting_t *root)
 	return 0;
 }
 
+/* "HOST:PORT" with HOST a numeric IPv4 address or [IPv6]: the metrics
+ * endpoint binds exactly there (no name lookup, no wildcard by accident). */
+static int s_hostport(const char *v, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon = NULL, *h = v;
+	size_t hl;
+	if (v[0] == '[') {
+		const char *rb = strchr(v, ']');
+		if (!rb || rb[1] != ':')
+			return -1;
+		h = v + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(v, ':');
+		if (!colon || memchr(v, ':', (size_t)(colon - v)))
+			return -1;
+		hl = (size_t)(colon - v);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	unsigned char a[16];
+	if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host, a) != 1)
+		return -1;
+	const char *p = colon + 1;
+	unsigned long n = 0;
+	if (!*p || strlen(p) > 5)
+		return -1;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		n = n * 10 + (unsigned long)(*p - '0');
+	}
+	if (n < 1 || n > 65535)
+		return -1;
+	*port = (unsigned)n;
+	return 0;
+}
+
+static int s_load_metrics(struct s_ld *ld, const config_setting_t *root)
+{
+	struct gw_config *cfg = ld->cfg;
+	struct gw_metrics_conf *m = &cfg->met;
+	const config_setting_t *g, *at = NULL;
+	const char *v = NULL;
+	/* default: ten checkpoint intervals, never under 10 s */
+	long long overdue = cfg->audit.checkpoint_ms * 10;
+	if (overdue < 10000)
+		overdue = 10000;
+	m->checkpoint_overdue_ms = overdue;
+	TRY(s_get_group(ld, root, "metrics", 0, &g));
+	if (!g)
+		return 0;
+	static const char *const known[] = {"listen", "checkpoint_overdue_ms", NULL};
+	TRY(s_known_keys(ld, g, "metrics", known));
+	TRY(s_get_string(ld, g, "metrics", "listen", 1, &v, &at));
+	char host[64], safe[300];
+	unsigned port = 0;
+	if (s_hostport(v, host, sizeof host, &port) != 0)
+		return s_fail(ld, at, "metrics.listen: '%s' is not HOST:PORT with a numeric IPv4 address or [IPv6] "
+				      "address and a port 1..65535 (e.g. \"127.0.0.1:9464\")",
+			      s_safe(v, safe, sizeof safe));
+	TRY(s_get_int(ld, g, "metrics", "checkpoint_overdue_ms", 1000, 86400000, &overdue, NULL));
+	m->enabled = true;
+	m->listen = s_strdup(cfg, v);
+	m->host = s_strdup(cfg, host);
+	ENOMEM_IF_NULL(m->listen);
+	ENOMEM_IF_NULL(m->host);
+	m->port = port;
+	m->checkpoint_overdue_ms = overdue;
+	return 0;
+}
+
 static int s_load(struct s_ld *ld)
 {
 	const config_setting_t *root = config_root_setting(&ld->lc);
 	TRY(s_scan_integers(ld));
 	static const char *const known[] = {"gateway", "limits", "audit", "cache", "identifiers", "members", "policy",
-					    "workflow", NULL};
+					    "workflow", "metrics", NULL};
 	TRY(s_known_keys(ld, root, "the top level", known));
 	TRY(s_load_identifiers(ld, root));
 	TRY(s_load_gateway(ld, root));
@@ -1709,6 +1852,7 @@ static int s_load(struct s_ld *ld)
 	TRY(s_load_audit(ld, root));
 	TRY(s_load_cache(ld, root));
 	TRY(s_load_workflow(ld, root));
+	TRY(s_load_metrics(ld, root));
 	TRY(s_load_members(ld, root));
 	TRY(s_load_policy(ld, root));
 	return 0;
@@ -1828,6 +1972,11 @@ const struct gw_workflow *gw_config_workflow(const struct gw_config *cfg)
 	return &cfg->wf;
 }
 
+const struct gw_metrics_conf *gw_config_metrics(const struct gw_config *cfg)
+{
+	return &cfg->met;
+}
+
 const struct gw_cache *gw_config_cache(const struct gw_config *cfg)
 {
 	return &cfg->cache;
@@ -1889,7 +2038,24 @@ const struct gw_member *gw_config_member_by_curve(const struct gw_config *cfg, c
 		return NULL;
 	const struct gw_member *const *m =
 		bsearch(key, cfg->by_curve, cfg->nmembers, sizeof *cfg->by_curve, s_curve_key_cmp);
-	return m ? *m : NULL;
+	if (m)
+		return *m;
+	for (size_t i = 0; i < cfg->nrotating; i++)
+		if (memcmp(cfg->rotating[i]->next_curve_public, key, 32) == 0)
+			return cfg->rotating[i];
+	return NULL;
+}
+
+bool gw_member_has_curve(const struct gw_member *m, const uint8_t key[32])
+{
+	return memcmp(m->curve_public, key, 32) == 0 ||
+	       (m->has_next_curve && memcmp(m->next_curve_public, key, 32) == 0);
+}
+
+bool gw_member_has_sign(const struct gw_member *m, const uint8_t key[32])
+{
+	return memcmp(m->sign_public, key, 32) == 0 ||
+	       (m->has_next_sign && memcmp(m->next_sign_public, key, 32) == 0);
 }
 
 size_t gw_config_service_count(const struct gw_config *cfg)

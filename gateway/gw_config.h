@@ -118,6 +118,17 @@ struct gw_workflow {
 	unsigned max_open_cases;     /* cases not yet final, 100000; more starts are refused */
 };
 
+/* Section metrics { }: the Prometheus endpoint (gw_metrics.h,
+ * docs/operations.md "Monitoring").  Absent: no HTTP server runs. */
+struct gw_metrics_conf {
+	bool enabled;                  /* the section is present */
+	const char *listen;            /* "HOST:PORT" as written, e.g. "127.0.0.1:9464" */
+	const char *host;              /* its numeric address, without brackets */
+	unsigned port;                 /* 1..65535 */
+	int64_t checkpoint_overdue_ms; /* /healthz fails when entries stay uncovered this long;
+					* default 10 x audit.checkpoint_ms, at least 10000 */
+};
+
 struct gw_member;
 
 /* One service of the registry. */
@@ -144,6 +155,12 @@ struct gw_member {
 	const char *name;               /* 成员名称, e.g. "鄂尔多斯市不动产登记中心" */
 	uint8_t curve_public[32];       /* admitted by ZAP */
 	uint8_t sign_public[32];        /* verifies its envelopes */
+	/* Key rotation (docs/protocol.md "Keys"): the member's next keys,
+	 * accepted beside the current ones while present. */
+	bool has_next_curve;            /* next_curve_public is set */
+	uint8_t next_curve_public[32];  /* also admitted by ZAP */
+	bool has_next_sign;             /* next_sign_public is set */
+	uint8_t next_sign_public[32];   /* also verifies its envelopes */
 	const struct gw_service *services; /* its services, ordered by name then version */
 	size_t nservices;
 	const char *file;
@@ -174,6 +191,7 @@ const struct gw_limits *gw_config_limits(const struct gw_config *cfg);
 const struct gw_audit *gw_config_audit(const struct gw_config *cfg);
 const struct gw_cache *gw_config_cache(const struct gw_config *cfg);
 const struct gw_workflow *gw_config_workflow(const struct gw_config *cfg);
+const struct gw_metrics_conf *gw_config_metrics(const struct gw_config *cfg);
 /* The identifier policy built from identifiers.legacy_uscc (never NULL). */
 const qiao_id_policy_t *gw_config_ids(const struct gw_config *cfg);
 /* Envelope limits: max_header, max_body and the identifier policy. */
@@ -184,9 +202,14 @@ size_t gw_config_member_count(const struct gw_config *cfg);
 const struct gw_member *gw_config_member_at(const struct gw_config *cfg, size_t i);
 /* By member id, or NULL.  O(log n). */
 const struct gw_member *gw_config_member(const struct gw_config *cfg, const char *id);
-/* By CURVE public key (what ZAP hands over), or NULL.  O(log n). */
+/* By CURVE public key (what ZAP hands over): curve_public or, during a
+ * rotation, next_curve_public; or NULL.  O(log n). */
 const struct gw_member *gw_config_member_by_curve(const struct gw_config *cfg,
 						  const uint8_t key[32]);
+/* Whether `key` is one of m's CURVE keys (curve_public, next_curve_public)
+ * or one of its signing keys (sign_public, next_sign_public). */
+bool gw_member_has_curve(const struct gw_member *m, const uint8_t key[32]);
+bool gw_member_has_sign(const struct gw_member *m, const uint8_t key[32]);
 
 /* Every service of every member, ordered by provider id, name, version
  * (the order of ListServicesReply); i < count. */

@@ -38,6 +38,7 @@
 #include "gw_log.h"
 #include "gw_map.h"
 #include "gw_mbox.h"
+#include "gw_metrics.h"
 #include "gw_policy.h"
 #include "gw_wf.h"
 #include "identity.pb-c.h"
@@ -68,6 +69,13 @@ static int64_t s_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t s_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* 16-byte key for strings longer than a gw_map key. */
 static void s_key16(const char *s, uint8_t out[16])
 {
@@ -96,6 +104,8 @@ struct conn {
 	uint8_t rid[RID_MAX];
 	size_t rid_len;
 	char member[QIAO_MEMBER_MAX]; /* as authenticated by ZAP */
+	uint8_t curve[32];            /* the CURVE key ZAP admitted (X-Qiao-Curve) */
+	int has_curve;                /* curve is known */
 	char peer[64];                /* Peer-Address, for logs */
 	char instance[65], sdk[65];
 	int ready, bye;
@@ -163,7 +173,9 @@ struct job {
 	uint8_t rid[RID_MAX];         /* the connection it came from / goes to */
 	size_t rid_len;
 	char member[QIAO_MEMBER_MAX]; /* its authenticated member */
-	uint8_t pk[32];               /* key to verify with */
+	uint8_t pk[32];               /* key to verify with; after ST_VERIFIED the key that verified */
+	uint8_t pk2[32];              /* the member's other key during a rotation (next_sign_public) */
+	int has_pk2;
 	int replay;                   /* record env's message id in the replay table */
 	int64_t expires_ms;           /* replay record expiry */
 	struct aev ev[2];
@@ -187,6 +199,7 @@ struct job {
 	gw_cache_t *cache;
 	int stale_ok;                 /* the request allows a stale copy and a rule grants it */
 	int has_purpose;              /* the lookup states a purpose (申请事由) */
+	int64_t t0_us;                /* monotonic µs, created: request latency (gw_metrics) */
 };
 
 enum { C_NONE = 0, C_LIC_PUT, C_LIC_REFRESH, C_CRED_PUT, C_PUBLISH, C_CURSOR };
@@ -211,6 +224,7 @@ struct pend {
 	char cache_id[QIAO_MAX_SERVICE + 1];
 	uint8_t cache_key[32];
 	int stale_ok;
+	int64_t t0_us;                /* monotonic µs, the request received (gw_metrics) */
 };
 
 /* A member subscribed to licence events, and the event in flight to it. */
@@ -277,6 +291,12 @@ struct gw_gate {
 	int64_t started_ms;
 	int64_t next_sweep;
 	struct counters c;
+	/* metrics { } (gw_metrics.h): the endpoint, and what /healthz judges by */
+	gw_metrics_t *met;
+	int64_t next_met;             /* monotonic ms */
+	int commit_rc;                /* of the most recent durable commit (a replay is not a failure) */
+	uint64_t met_ck_size;         /* tree size of the latest checkpoint seen */
+	int64_t uncovered_since;      /* monotonic ms: entries uncovered since, 0 none */
 };
 
 /* ---- deadline heap -------------------------------------------------------- */
@@ -480,6 +500,7 @@ static struct job *s_job_new(gw_gate_t *g, int kind, const uint8_t *rid, size_t 
 		return NULL;
 	j->g = g;
 	j->kind = kind;
+	j->t0_us = s_mono_us();
 	if (rid && rid_len <= RID_MAX) {
 		memcpy(j->rid, rid, rid_len);
 		j->rid_len = rid_len;
@@ -557,6 +578,21 @@ static qiao_envelope_t *s_seal_error(gw_gate_t *g, const qiao_envelope_t *req, c
  * entry (`ev_type` about the request) is durable.  Falls back to a NOTICE
  * when the request's fields are too broken to be answered.
  */
+static const char *s_own_service(gw_gate_t *g, const char *service);
+
+/* Count an answered request for gw_metrics: `service` as the request named
+ * it (only registered ids and the gateway's own services become labels),
+ * timed from p->t0_us when it was routed (p may be NULL). */
+static void s_met_answered(gw_gate_t *g, const char *service, int code, const struct pend *p)
+{
+	if (!g->met)
+		return;
+	const struct gw_service *s = gw_config_service(g->cfg, service);
+	const char *own = s ? NULL : s_own_service(g, service);
+	gw_metrics_request(g->met, s ? s->id : own ? own : "unknown", code ? s_code_name(code) : "ok",
+			   p && p->t0_us ? (double)(s_mono_us() - p->t0_us) / 1e6 : -1.0);
+}
+
 static void s_answer(gw_gate_t *g, int ev_type, const qiao_envelope_t *req, const uint8_t *rid, size_t rid_len,
 		     const char *recipient, const char *provider, int code, const char *field,
 		     const char *missing_rule, uint32_t retry_after_ms, const char *fmt, ...)
@@ -573,6 +609,9 @@ static void s_answer(gw_gate_t *g, int ev_type, const qiao_envelope_t *req, cons
 	if (code > 0 && code < 32)
 		g->c.refused[code]++;
 	const Qiao__V1__Header *rh = req->hdr;
+	s_met_answered(g, rh->service, code, rh->message_id.len == QIAO_MSGID_LEN
+						       ? gw_map_get(g->pending, rh->message_id.data, QIAO_MSGID_LEN)
+						       : NULL);
 	char mid[33];
 	qiao_hex(rh->message_id.data, rh->message_id.len == QIAO_MSGID_LEN ? QIAO_MSGID_LEN : 0, mid);
 	char q[300];
@@ -726,6 +765,10 @@ static struct conn *s_conn_get(gw_gate_t *g, const uint8_t *rid, size_t rid_len,
 	memcpy(c->rid, rid, rid_len);
 	c->rid_len = rid_len;
 	snprintf(c->member, sizeof c->member, "%s", user);
+	/* the CURVE key s_on_zap admitted, as ZAP metadata: a reload that
+	 * retires the key drops the connection */
+	const char *ck = zmq_msg_gets(first, "X-Qiao-Curve");
+	c->has_curve = ck && qiao_b64_decode_exact(ck, c->curve, 32) == 0;
 	const char *addr = zmq_msg_gets(first, "Peer-Address");
 	snprintf(c->peer, sizeof c->peer, "%s", addr ? addr : "?");
 	c->last_recv = c->last_send = s_mono_ms();
@@ -745,27 +788,34 @@ static struct conn *s_conn_get(gw_gate_t *g, const uint8_t *rid, size_t rid_len,
 
 /* ---- WELCOME / DIRECTORY -------------------------------------------------- */
 
-/* Every member's key, for Welcome.directory and Directory.members. */
+/* Every member's key, for Welcome.directory and Directory.members; a
+ * member in a key rotation is listed twice (sign_public, then
+ * next_sign_public). */
 static Qiao__V1__MemberKey **s_directory(gw_gate_t *g, Qiao__V1__MemberKey **store_out, size_t *n)
 {
-	size_t nm = gw_config_member_count(g->cfg);
-	Qiao__V1__MemberKey *keys = calloc(nm ? nm : 1, sizeof *keys);
-	Qiao__V1__MemberKey **ptrs = calloc(nm ? nm : 1, sizeof *ptrs);
+	size_t nm = gw_config_member_count(g->cfg), nk = nm;
+	for (size_t i = 0; i < nm; i++)
+		nk += gw_config_member_at(g->cfg, i)->has_next_sign;
+	Qiao__V1__MemberKey *keys = calloc(nk ? nk : 1, sizeof *keys);
+	Qiao__V1__MemberKey **ptrs = calloc(nk ? nk : 1, sizeof *ptrs);
 	if (!keys || !ptrs) {
 		free(keys);
 		free(ptrs);
 		return NULL;
 	}
+	size_t k = 0;
 	for (size_t i = 0; i < nm; i++) {
 		const struct gw_member *m = gw_config_member_at(g->cfg, i);
-		qiao__v1__member_key__init(&keys[i]);
-		keys[i].member = (char *)m->id;
-		keys[i].sign_public.data = (uint8_t *)m->sign_public;
-		keys[i].sign_public.len = 32;
-		ptrs[i] = &keys[i];
+		for (int x = 0; x < 1 + m->has_next_sign; x++, k++) {
+			qiao__v1__member_key__init(&keys[k]);
+			keys[k].member = (char *)m->id;
+			keys[k].sign_public.data = (uint8_t *)(x ? m->next_sign_public : m->sign_public);
+			keys[k].sign_public.len = 32;
+			ptrs[k] = &keys[k];
+		}
 	}
 	*store_out = keys;
-	*n = nm;
+	*n = nk;
 	return ptrs;
 }
 
@@ -1519,10 +1569,15 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 	}
 	j->g = g;
 	j->env = env;
+	j->t0_us = s_mono_us();
 	memcpy(j->rid, c->rid, c->rid_len);
 	j->rid_len = c->rid_len;
 	snprintf(j->member, sizeof j->member, "%s", c->member);
 	memcpy(j->pk, m->sign_public, 32);
+	if (m->has_next_sign) {
+		memcpy(j->pk2, m->next_sign_public, 32);
+		j->has_pk2 = 1;
+	}
 	j->stage = ST_VERIFY;
 	g->outstanding++;
 	atomic_fetch_add(&g->vqueued, 1);
@@ -1751,7 +1806,7 @@ static int s_cache_check_answer(gw_gate_t *g, struct job *j, struct pend *p)
 		Qiao__V1__ElectronicLicence *l = NULL;
 		if (!r || !r->licence || !r->licence->licence)
 			snprintf(why, sizeof why, "the answer is not a LicenceByIdReply with a licence");
-		else if (gw_cache_verify_licence(r->licence->licence, j->member, m->sign_public, &l, why, sizeof why) == 0) {
+		else if (gw_cache_verify_licence(r->licence->licence, j->member, j->pk, &l, why, sizeof why) == 0) {
 			if (strcmp(l->licence_id, p->cache_id) != 0) {
 				snprintf(why, sizeof why, "asked for licence %.80s, answered %.80s", p->cache_id, l->licence_id);
 			} else {
@@ -1781,7 +1836,7 @@ static int s_cache_check_answer(gw_gate_t *g, struct job *j, struct pend *p)
 			snprintf(why, sizeof why, "the answer is not a LicenceByHolderReply");
 		for (size_t i = 0; r && ok && i < r->n_licences; i++) {
 			Qiao__V1__ElectronicLicence *l = NULL;
-			ok = r->licences[i] && gw_cache_verify_licence(r->licences[i]->licence, j->member, m->sign_public,
+			ok = r->licences[i] && gw_cache_verify_licence(r->licences[i]->licence, j->member, j->pk,
 								       &l, why, sizeof why) == 0;
 			if (l)
 				qiao__v1__electronic_licence__free_unpacked(l, NULL);
@@ -1792,7 +1847,7 @@ static int s_cache_check_answer(gw_gate_t *g, struct job *j, struct pend *p)
 		Qiao__V1__CreditRecordsReply *r = qiao__v1__credit_records_reply__unpack(NULL, env->body_len, env->body);
 		if (!r)
 			snprintf(why, sizeof why, "the answer is not a CreditRecordsReply");
-		else if (gw_cache_verify_credit(r, j->member, m->sign_public, why, sizeof why) == 0) {
+		else if (gw_cache_verify_credit(r, j->member, j->pk, why, sizeof why) == 0) {
 			ok = 1;
 			j->cval.bytes = malloc(env->body_len ? env->body_len : 1);
 			if (j->cval.bytes) {
@@ -1843,7 +1898,7 @@ static void s_publish(gw_gate_t *g, struct job *j)
 	const char *field = "body";
 	if (!ev || !m) {
 		snprintf(why, sizeof why, "the body does not decode as qiao.v1.LicenceEvent");
-	} else if (gw_cache_verify_licence(ev->licence, j->member, m->sign_public, &l, why, sizeof why) != 0) {
+	} else if (gw_cache_verify_licence(ev->licence, j->member, j->pk, &l, why, sizeof why) != 0) {
 		code = QIAO__V1__ERROR_CODE__BAD_SIGNATURE;
 		field = "licence";
 	} else if (strcmp(ev->licence_id, l->licence_id) != 0 || ev->version != l->version ||
@@ -2222,6 +2277,7 @@ static void s_request_committed(gw_gate_t *g, struct job *j)
 	snprintf(p->cache_id, sizeof p->cache_id, "%s", j->cache_id);
 	memcpy(p->cache_key, j->cache_key, 32);
 	p->stale_ok = j->stale_ok;
+	p->t0_us = j->t0_us;
 	s_job_free(j);
 	if (gw_map_put(g->pending, p->msgid, QIAO_MSGID_LEN, p) != 0 || s_heap_push(g, p) != 0) {
 		gw_map_del(g->pending, p->msgid, QIAO_MSGID_LEN);
@@ -2311,6 +2367,7 @@ static void s_answer_committed(gw_gate_t *g, struct job *j)
 		g->c.errors_forwarded++;
 	else
 		g->c.responses++;
+	s_met_answered(g, p->service, j->ev[0].code, p);
 	s_pend_finish(g, p);
 	s_job_free(j);
 }
@@ -2341,6 +2398,8 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 			break;
 		}
 		/* the store is failing: answer without an audit entry */
+		if (j->kind == K_REQUEST)
+			s_met_answered(g, j->env->hdr->service, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL);
 		char why[200];
 		qiao_envelope_t *out = s_seal_error(g, j->env, j->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
 						    1000, "the gateway cannot record the request durably", why,
@@ -2363,6 +2422,7 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 			s_error(g, p->req, p->rrid, p->rrid_len, p->requester, QIAO__V1__ERROR_CODE__INTERNAL, NULL, NULL, 0,
 				"the provider's answer reused a message id and was refused");
 		} else {
+			s_met_answered(g, p->service, QIAO__V1__ERROR_CODE__UNAVAILABLE, p);
 			char why[200];
 			qiao_envelope_t *out = s_seal_error(g, p->req, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL,
 							    NULL, 1000,
@@ -2400,6 +2460,14 @@ static void s_on_job(gw_gate_t *g, struct job *j)
 	if (j->stage == ST_VERIFIED) {
 		const Qiao__V1__Header *h = j->env->hdr;
 		int is_req = h->kind == QIAO__V1__MESSAGE_KIND__REQUEST || h->kind == QIAO__V1__MESSAGE_KIND__EVENT;
+		if (j->rc == 0) {
+			/* a reload while it was verified may have retired the key
+			 * (or the member): the audit entry must verify against the
+			 * directory recorded by that reload */
+			const struct gw_member *vm = gw_config_member(g->cfg, j->member);
+			if (!vm || !gw_member_has_sign(vm, j->pk))
+				j->rc = QIAO_EBADSIG;
+		}
 		if (j->rc != 0) {
 			g->c.bad_signatures++;
 			log_warn("signature.bad member=%s", j->member);
@@ -2421,6 +2489,8 @@ static void s_on_job(gw_gate_t *g, struct job *j)
 	/* ST_COMMITTED */
 	if (j->replay)
 		gw_map_del(g->recent, j->env->hdr->message_id.data, QIAO_MSGID_LEN);
+	if (j->rc != QIAO_EEXIST)
+		g->commit_rc = j->rc;
 	if (j->rc != 0) {
 		s_commit_failed(g, j);
 		return;
@@ -2440,6 +2510,10 @@ static void s_on_job(gw_gate_t *g, struct job *j)
 		(void)s_send(g, j->rid, j->rid_len, f, 4);
 		if (j->env)
 			g->c.responses++;
+		if (j->env && g->met) { /* answered by the gateway itself (discovery, the cache) */
+			struct pend t = {.t0_us = j->t0_us};
+			s_met_answered(g, j->env->hdr->service, 0, &t);
+		}
 		int kick = j->cache_op == C_PUBLISH;
 		s_job_free(j);
 		if (kick)
@@ -2464,6 +2538,10 @@ static void *s_verify_main(void *arg)
 		struct job *j = (struct job *)it;
 		atomic_fetch_sub(&g->vqueued, 1);
 		j->rc = qiao_envelope_verify(j->env, j->pk);
+		if (j->rc != 0 && j->has_pk2 && qiao_envelope_verify(j->env, j->pk2) == 0) {
+			j->rc = 0;
+			memcpy(j->pk, j->pk2, 32); /* the key that verified */
+		}
 		j->stage = ST_VERIFIED;
 		gw_mbox_post(g->rq, &j->link);
 	}
@@ -2493,15 +2571,25 @@ static void s_audit_admin(gw_gate_t *g, const char *fmt, ...)
 	vsnprintf(detail, sizeof detail, fmt, ap);
 	va_end(ap);
 	size_t nm = gw_config_member_count(g->cfg), n = nm + 1;
+	for (size_t i = 0; i < nm; i++)
+		n += gw_config_member_at(g->cfg, i)->has_next_sign; /* a rotation: both keys */
 	const size_t slot = QIAO_MEMBER_MAX + 32;
 	e->detail = strdup(detail);
 	e->dir = calloc(n, sizeof *e->dir);
 	e->dir_names = malloc(n * slot);
 	if (!e->detail || !e->dir || !e->dir_names)
 		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		const char *id = i < nm ? gw_config_member_at(g->cfg, i)->id : gwm;
-		const uint8_t *pk = i < nm ? gw_config_member_at(g->cfg, i)->sign_public : g->keys->sign_pk;
+	/* i: directory entry; k: member; second: k's next_sign_public */
+	for (size_t i = 0, k = 0, second = 0; i < n; i++) {
+		const struct gw_member *dm = k < nm ? gw_config_member_at(g->cfg, k) : NULL;
+		const char *id = dm ? dm->id : gwm;
+		const uint8_t *pk = dm ? (second ? dm->next_sign_public : dm->sign_public) : g->keys->sign_pk;
+		if (dm && dm->has_next_sign && !second) {
+			second = 1;
+		} else {
+			second = 0;
+			k++;
+		}
 		char *name = e->dir_names + i * slot;
 		snprintf(name, QIAO_MEMBER_MAX, "%s", id);
 		memcpy(name + QIAO_MEMBER_MAX, pk, 32);
@@ -2637,7 +2725,20 @@ static void s_on_zap(gw_gate_t *g)
 	zmq_send(g->zap, status, 3, ZMQ_SNDMORE);
 	zmq_send(g->zap, text, strlen(text), ZMQ_SNDMORE);
 	zmq_send(g->zap, user, strlen(user), ZMQ_SNDMORE);
-	zmq_send(g->zap, "", 0, 0);
+	/* metadata (ZMTP property format): X-Qiao-Curve = the admitted key in
+	 * base64, so the connection knows which of a rotating member's keys
+	 * it authenticated with (s_conn_get, s_reload) */
+	uint8_t meta[1 + 12 + 4 + 44];
+	size_t mlen = 0, klen = strlen(keyb64);
+	if (status[0] == '2' && klen <= 44) {
+		meta[0] = 12;
+		memcpy(meta + 1, "X-Qiao-Curve", 12);
+		meta[13] = meta[14] = meta[15] = 0;
+		meta[16] = (uint8_t)klen;
+		memcpy(meta + 17, keyb64, klen);
+		mlen = 17 + klen;
+	}
+	zmq_send(g->zap, meta, mlen, 0);
 	for (size_t i = 0; i < n; i++)
 		zmq_msg_close(&part[i]);
 }
@@ -2948,6 +3049,81 @@ static int s_admin_open(gw_gate_t *g, const char *path, char *err, size_t errlen
 
 /* ---- timers --------------------------------------------------------------- */
 
+/* ---- metrics (gw_metrics.h) ----------------------------------------------- */
+
+/* Numbers for the HTTP thread, and the health verdict: the last commit
+ * succeeded, and no entries stayed uncovered by a checkpoint for longer
+ * than metrics.checkpoint_overdue_ms. */
+static void s_met_publish(gw_gate_t *g)
+{
+	struct gw_metrics_snap s = {.now_ms = qiao_now_ms(), .started_ms = g->started_ms};
+	int64_t mono = s_mono_ms();
+	char reason[300] = "";
+	s.received = g->c.received;
+	s.requests_inflight = gw_map_count(g->pending);
+	for (struct conn *c = g->conn_list; c; c = c->next) {
+		s.queue_providers += c->inflight;
+		s.connections++;
+		struct conn *o = g->conn_list;
+		while (o != c && strcmp(o->member, c->member) != 0)
+			o = o->next;
+		s.members += o == c;
+	}
+	struct qiao_gc_stats gs;
+	qiao_gc_stats(g->gc, &gs);
+	s.queue_verify = atomic_load(&g->vqueued);
+	s.queue_commit = gs.queued;
+	s.bad_signatures = g->c.bad_signatures;
+	s.replays = g->c.replays;
+	s.zap_refused = g->c.zap_refused;
+	s.timeouts = g->c.timeouts;
+	s.cache_hits = g->c.cache_hits;
+	s.cache_misses = g->c.cache_misses;
+	s.cache_stale = g->c.cache_stale;
+	s.audit_entries_written = g->c.audit_entries;
+	s.commit_failures = g->c.commit_failures;
+	s.audit_failures = g->c.audit_failures;
+	s.last_commit_ok = g->commit_rc == 0;
+	qiao_txn_t *t = NULL;
+	Qiao__V1__Checkpoint *ck = NULL;
+	int rc = qiao_txn_begin(g->st, 0, &t);
+	if (rc == 0)
+		rc = audit_log_size(g->audit, t, &s.audit_size);
+	if (rc == 0) {
+		rc = audit_log_checkpoint_get(g->audit, t, UINT64_MAX, &ck);
+		if (rc == QIAO_ENOTFOUND)
+			rc = 0;
+	}
+	qiao_txn_abort(&t);
+	uint64_t cks = ck ? ck->tree_size : 0;
+	s.checkpoint_ms = ck ? ck->time_ms : 0;
+	if (ck)
+		qiao__v1__checkpoint__free_unpacked(ck, NULL);
+	s.audit_uncovered = s.audit_size > cks ? s.audit_size - cks : 0;
+	if (!s.audit_uncovered)
+		g->uncovered_since = 0;
+	else if (!g->uncovered_since || cks != g->met_ck_size)
+		g->uncovered_since = mono;
+	g->met_ck_size = cks;
+	int64_t overdue = gw_config_metrics(g->cfg)->checkpoint_overdue_ms;
+	if (rc != 0)
+		snprintf(reason, sizeof reason, "the audit log cannot be read: %s", qiao_strerror(rc));
+	else if (g->commit_rc != 0)
+		snprintf(reason, sizeof reason, "the last audit commit failed: %s", qiao_strerror(g->commit_rc));
+	else if (g->uncovered_since && mono - g->uncovered_since > overdue)
+		snprintf(reason, sizeof reason,
+			 "checkpoint overdue: %" PRIu64 " audit entries uncovered for %" PRId64
+			 " ms (checkpoint_overdue_ms %" PRId64 ")",
+			 s.audit_uncovered, mono - g->uncovered_since, overdue);
+	s.healthy = !reason[0];
+	s.reason = reason;
+	struct gw_wf_count *wf = NULL;
+	(void)gw_wf_metrics(g->wf, &wf, &s.nwf); /* out of memory: no workflow series this time */
+	s.wf = wf;
+	gw_metrics_publish(g->met, &s);
+	free(wf);
+}
+
 static void s_timers(gw_gate_t *g)
 {
 	const struct gw_limits *lim = gw_config_limits(g->cfg);
@@ -2993,6 +3169,10 @@ static void s_timers(gw_gate_t *g)
 		g->wf_audited = wa;
 		if (g->audit_submitted != g->audit_at_ckpt)
 			s_checkpoint_now(g);
+	}
+	if (g->met && mono >= g->next_met) {
+		g->next_met = mono + 500;
+		s_met_publish(g);
 	}
 	if (mono >= g->next_sweep) {
 		g->next_sweep = mono + SWEEP_EVERY_MS;
@@ -3050,9 +3230,21 @@ static void s_reload(gw_gate_t *g)
 	 * new key directory */
 	for (struct conn *c = g->conn_list, *next; c; c = next) {
 		next = c->next;
-		if (!gw_config_member(g->cfg, c->member)) {
+		const struct gw_member *cm = gw_config_member(g->cfg, c->member);
+		if (!cm) {
 			s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_BYE, NULL, 0);
 			s_conn_drop(g, c, "member removed from the registry by a reload");
+			continue;
+		}
+		if (c->has_curve && !gw_member_has_curve(cm, c->curve)) {
+			/* a key rotation finished: the old CURVE key is refused from
+			 * now on, also on connections it already authenticated */
+			char kb[45];
+			qiao_b64_32(c->curve, kb);
+			log_warn("adapter.key_retired member=%s peer=%s curve_key=%s", c->member, c->peer, kb);
+			s_audit_zap(g, c->peer, kb, "CURVE key retired by a reload (key rotation); connection closed");
+			s_send_cmd(g, c->rid, c->rid_len, QIAO_CMD_BYE, NULL, 0);
+			s_conn_drop(g, c, "its CURVE key was retired by a reload");
 			continue;
 		}
 		if (c->ready) {
@@ -3216,6 +3408,13 @@ int gw_gate_new(struct gw_config **cfgp, gw_gate_t **out, char *err, size_t errl
 	rc = s_admin_open(g, gw->admin_socket, err, errlen);
 	if (rc != 0)
 		goto fail;
+	if (gw_config_metrics(g->cfg)->enabled) {
+		rc = gw_metrics_start(gw_config_metrics(g->cfg), &g->met, err, errlen);
+		if (rc != 0)
+			goto fail;
+		s_met_publish(g);
+		log_info("metrics.listening address=%s", gw_config_metrics(g->cfg)->listen);
+	}
 	*cfgp = NULL;
 	*out = g;
 	return 0;
@@ -3333,6 +3532,7 @@ void gw_gate_destroy(gw_gate_t **gp)
 	if (!gp || !*gp)
 		return;
 	gw_gate_t *g = *gp;
+	gw_metrics_stop(&g->met); /* first: its thread reads nothing of ours, but serves until stopped */
 	gw_wf_stop(&g->wf);
 	if (g->vq) {
 		gw_mbox_close(g->vq);

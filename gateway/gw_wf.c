@@ -195,6 +195,12 @@ struct gw_wf {
 	int64_t backoff_until;    /* after a failed commit */
 	atomic_uint_fast64_t audited;  /* entries durably appended (for checkpoints) */
 	atomic_int nopen_pub;
+	/* gw_wf_metrics(): open cases by (definition, state), written at the
+	 * end of each turn, read by the gateway's reactor */
+	pthread_mutex_t met_mu;
+	struct gw_wf_count *met;
+	size_t nmet;
+	int64_t met_next;         /* recounted at most every 250 ms (a turn runs at least every second) */
 };
 
 static int64_t s_now(void)
@@ -1878,6 +1884,47 @@ static int64_t s_next_wake(gw_wf_t *w)
 	return next - now < 0 ? 0 : next - now;
 }
 
+/* Publish the open cases by (definition, state) for gw_wf_metrics(): the
+ * engine owns w->cases, so it counts them here, once per turn. */
+static void s_met_update(gw_wf_t *w)
+{
+	static const int open_states[] = {CS(CREATED), CS(RUNNING), CS(WAITING), CS(COMPENSATING)};
+	enum { NOS = sizeof open_states / sizeof open_states[0] };
+	int64_t now = s_now();
+	if (now < w->met_next)
+		return;
+	w->met_next = now + 250;
+	size_t n = w->ndefs * NOS;
+	struct gw_wf_count *v = n ? calloc(n, sizeof *v) : NULL;
+	if (n && !v)
+		return; /* keep the previous counts */
+	for (size_t d = 0; d < w->ndefs; d++)
+		for (size_t k = 0; k < NOS; k++) {
+			v[d * NOS + k].workflow = w->defs[d]->name;
+			v[d * NOS + k].state = s_case_states[open_states[k]];
+		}
+	for (struct wcase *c = w->cases; c; c = c->next) {
+		int cs = CASE_STATE(c->rec);
+		size_t d = 0, k = 0;
+		while (d < w->ndefs && w->defs[d] != c->def)
+			d++;
+		while (k < NOS && open_states[k] != cs)
+			k++;
+		if (d == w->ndefs || k == NOS)
+			continue; /* final (leaving memory) or unknown */
+		struct gw_wf_count *e = &v[d * NOS + k];
+		e->open++;
+		int64_t created = s_int(c->rec, "created_ms");
+		if (created > 0 && now - created > e->oldest_age_ms)
+			e->oldest_age_ms = now - created;
+	}
+	pthread_mutex_lock(&w->met_mu);
+	free(w->met);
+	w->met = v;
+	w->nmet = n;
+	pthread_mutex_unlock(&w->met_mu);
+}
+
 static void s_turn_end(gw_wf_t *w)
 {
 	int rc = s_commit(w);
@@ -1927,6 +1974,7 @@ static void s_turn_end(gw_wf_t *w)
 		pp = &c->next;
 	}
 	atomic_store(&w->nopen_pub, (int)w->nopen);
+	s_met_update(w);
 }
 
 static void *s_thread(void *arg)
@@ -2053,6 +2101,8 @@ static void s_free(gw_wf_t *w)
 		json_decref(w->replies[i].reply);
 	}
 	free(w->replies);
+	free(w->met);
+	pthread_mutex_destroy(&w->met_mu);
 	json_decref(w->counters);
 	json_decref(w->counters_dirty);
 	gw_wfdef_free_all(&w->defs, w->ndefs);
@@ -2076,6 +2126,7 @@ int gw_wf_start(const struct gw_wf_env *env, gw_wf_t **out, char *err, size_t er
 	if (!w)
 		return QIAO_ENOMEM;
 	w->ctl_fd = -1;
+	pthread_mutex_init(&w->met_mu, NULL);
 	w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	w->st = env->st;
 	w->gc = env->gc;
@@ -2174,4 +2225,25 @@ json_t *gw_wf_status(gw_wf_t *w)
 		return json_null();
 	return json_pack("{s:i, s:i, s:s}", "workflows", (int)w->ndefs, "open_cases", atomic_load(&w->nopen_pub),
 			 "member", w->member);
+}
+
+int gw_wf_metrics(gw_wf_t *w, struct gw_wf_count **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!w)
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&w->met_mu);
+	if (w->nmet) {
+		*out = malloc(w->nmet * sizeof **out);
+		if (*out) {
+			memcpy(*out, w->met, w->nmet * sizeof **out);
+			*n = w->nmet;
+		} else {
+			rc = QIAO_ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&w->met_mu);
+	return rc;
 }

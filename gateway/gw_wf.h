@@ -27,6 +27,8 @@
 #define QIAO_GW_WF_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "audit_log.h"
 #include "qiao_store.h"
@@ -57,5 +59,19 @@ uint64_t gw_wf_audited(gw_wf_t *w);
 
 /* Counters for qiao status: {"workflows": n, "open": {"wf": {"RUNNING": n}}, ...}. */
 json_t *gw_wf_status(gw_wf_t *w);
+
+/* Open cases of one definition in one state (CREATED, RUNNING, WAITING,
+ * COMPENSATING), as of the engine's last turn. */
+struct gw_wf_count {
+	const char *workflow;   /* the definition's name; owned by the engine, valid until gw_wf_stop() */
+	const char *state;      /* static string */
+	uint64_t open;
+	int64_t oldest_age_ms;  /* age of the oldest of them (since created_ms); 0 when none */
+};
+
+/* A copy of the counts (every definition x open state, zeros included):
+ * *out (free() it) and *n; NULL/0 when w is NULL.  0 or QIAO_ENOMEM.  Any
+ * thread: the engine publishes them under a mutex at the end of each turn. */
+int gw_wf_metrics(gw_wf_t *w, struct gw_wf_count **out, size_t *n);
 
 #endif
