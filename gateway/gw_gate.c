@@ -726,7 +726,10 @@ static void s_conn_drop(gw_gate_t *g, struct conn *c, const char *why)
 				g->c.retries++;
 				char mid[33];
 				qiao_hex(p->msgid, QIAO_MSGID_LEN, mid);
-				log_info("request.retry msg_id=%s service=%s try=%u", mid, p->service, p->tries + 1);
+				char cq[80];
+				log_info("request.retry msg_id=%s case_id=%s service=%s try=%u", mid,
+					 gw_log_q(p->req && p->req->hdr ? p->req->hdr->case_id : "", cq, sizeof cq), p->service,
+					 p->tries + 1);
 				s_route(g, p);
 			} else {
 				g->c.provider_gone++;
@@ -1699,9 +1702,12 @@ static void s_cache_serve(gw_gate_t *g, struct job *j, const struct gw_service *
 	}
 	j->ev[0].cached_version = v->version;
 	memcpy(j->ev[0].cached_hash, hash, QIAO_HASH_LEN);
-	char q[120];
-	log_info("cache.%s member=%s object=%s version=%llu", stale ? "stale" : "hit", j->member,
-		 gw_log_q(id, q, sizeof q), (unsigned long long)v->version);
+	char q[120], lmid[33] = "-", cq[80];
+	if (j->env && j->env->hdr->message_id.len == QIAO_MSGID_LEN)
+		qiao_hex(j->env->hdr->message_id.data, QIAO_MSGID_LEN, lmid);
+	log_info("cache.%s member=%s msg_id=%s case_id=%s object=%s version=%llu", stale ? "stale" : "hit", j->member,
+		 lmid, gw_log_q(j->env ? j->env->hdr->case_id : "", cq, sizeof cq), gw_log_q(id, q, sizeof q),
+		 (unsigned long long)v->version);
 	s_commit(g, j);
 }
 
@@ -2304,9 +2310,11 @@ static void s_on_answer(gw_gate_t *g, struct job *j)
 		return;
 	if (!p || p->answering) {
 		g->c.late_answers++;
-		log_info("answer.dropped member=%s in_reply_to=%s reason=\"no request waits for it (answered, timed out "
-			 "or never routed here)\"",
-			 j->member, mid);
+		char am[33], cq[80];
+		qiao_hex(h->message_id.data, QIAO_MSGID_LEN, am);
+		log_info("answer.dropped member=%s msg_id=%s in_reply_to=%s case_id=%s reason=\"no request waits for it "
+			 "(answered, timed out or never routed here)\"",
+			 j->member, am, mid, gw_log_q(h->case_id, cq, sizeof cq));
 		s_job_free(j);
 		return;
 	}
@@ -2318,7 +2326,10 @@ static void s_on_answer(gw_gate_t *g, struct job *j)
 	else if (strcmp(h->recipient, p->requester) != 0)
 		bad = "recipient is not the requester";
 	if (bad) {
-		log_warn("answer.refused member=%s in_reply_to=%s reason=\"%s\"", j->member, mid, bad);
+		char am[33], cq[80];
+		qiao_hex(h->message_id.data, QIAO_MSGID_LEN, am);
+		log_warn("answer.refused member=%s msg_id=%s in_reply_to=%s case_id=%s reason=\"%s\"", j->member, am, mid,
+			 gw_log_q(h->case_id, cq, sizeof cq), bad);
 		struct conn *c = gw_map_get(g->conns, j->rid, j->rid_len);
 		if (c)
 			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BAD_REQUEST, "answer refused: %s", bad);
@@ -2380,7 +2391,11 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 	if (!replay) {
 		g->c.commit_failures++;
 		g->c.audit_failures += (uint64_t)j->nev;
-		log_error("audit.commit_failed member=%s entries=%d reason=\"%s\"", j->member, j->nev,
+		char fm[33] = "-", cq[80];
+		if (j->env && j->env->hdr && j->env->hdr->message_id.len == QIAO_MSGID_LEN)
+			qiao_hex(j->env->hdr->message_id.data, QIAO_MSGID_LEN, fm);
+		log_error("audit.commit_failed member=%s msg_id=%s case_id=%s entries=%d reason=\"%s\"", j->member, fm,
+			  gw_log_q(j->env && j->env->hdr ? j->env->hdr->case_id : "", cq, sizeof cq), j->nev,
 			  qiao_strerror(j->rc));
 	}
 	switch (j->kind) {
@@ -2470,7 +2485,11 @@ static void s_on_job(gw_gate_t *g, struct job *j)
 		}
 		if (j->rc != 0) {
 			g->c.bad_signatures++;
-			log_warn("signature.bad member=%s", j->member);
+			char bm[33] = "-", cq[80];
+			if (j->env->hdr->message_id.len == QIAO_MSGID_LEN)
+				qiao_hex(j->env->hdr->message_id.data, QIAO_MSGID_LEN, bm);
+			log_warn("signature.bad member=%s msg_id=%s case_id=%s", j->member, bm,
+				 gw_log_q(j->env->hdr->case_id, cq, sizeof cq));
 			if (is_req)
 				s_error(g, j->env, j->rid, j->rid_len, j->member, QIAO__V1__ERROR_CODE__BAD_SIGNATURE, NULL,
 					NULL, 0, "the signature does not verify with %s's registered key", j->member);
