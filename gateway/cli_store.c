@@ -5,6 +5,10 @@
 #include "qiao_store.h"
 
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,8 @@ static void s_help(FILE *out)
 	      "  get TABLE KEY                          print the value (exit 1 if absent)\n"
 	      "  del TABLE KEY                          remove the record (exit 1 if absent)\n"
 	      "  list TABLE [--prefix P] [--limit N]    records in key order\n"
-	      "  backup DEST                            consistent compact copy into DEST\n"
+	      "  backup DEST                            consistent compact copy into DEST (online;\n"
+	      "                                         progress on stderr when it is a terminal)\n"
 	      "  info                                   map size, use, readers\n"
 	      "\n"
 	      "Tables are created by put with record type N (default 1); reading a table\n"
@@ -90,6 +95,38 @@ static int s_list_cb(void *arg, const void *k, size_t kl, const void *v, size_t 
 	free(ks);
 	free(vs);
 	return 0;
+}
+
+/* `store backup` progress: a line on stderr redrawn every 200 ms. */
+struct bprog {
+	const char *dest;
+	size_t total;
+	pthread_t th;
+	int on;
+	atomic_int done;
+};
+
+static void *s_backup_progress(void *arg)
+{
+	struct bprog *b = arg;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/data.mdb", b->dest);
+	for (;;) {
+		int last = atomic_load(&b->done);
+		struct stat sb;
+		size_t got = stat(path, &sb) == 0 ? (size_t)sb.st_size : 0;
+		if (last && got < b->total)
+			got = b->total; /* compacted: smaller than the store's high-water mark */
+		int pct = (int)(got >= b->total ? 100 : got * 100 / b->total);
+		fprintf(stderr, "\r[%-25.*s] %3d%%  %.1f / %.1f MiB", pct / 4, "#########################", pct,
+			(double)got / 1048576.0, (double)b->total / 1048576.0);
+		if (last) {
+			fputc('\n', stderr);
+			return NULL;
+		}
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }
 
 int cli_store(int argc, char **argv)
@@ -182,7 +219,18 @@ int cli_store(int argc, char **argv)
 	qiao_table_t *tbl = NULL;
 	qiao_txn_t *txn = NULL;
 	if (!strcmp(cmd, "backup")) {
+		/* progress on a terminal: the copy's size against the store's */
+		struct bprog bp = {.dest = pos[1]};
+		struct qiao_store_info bi;
+		if (isatty(2) && !json && qiao_store_info(st, &bi) == 0 && bi.used_bytes) {
+			bp.total = bi.used_bytes;
+			bp.on = pthread_create(&bp.th, NULL, s_backup_progress, &bp) == 0;
+		}
 		rc = qiao_store_backup(st, pos[1]);
+		if (bp.on) {
+			atomic_store(&bp.done, 1);
+			pthread_join(bp.th, NULL);
+		}
 		if (rc != 0) {
 			cli_err("store backup: %s", qiao_store_last_error());
 			ret = CLI_ENV;
