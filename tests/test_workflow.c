@@ -22,7 +22,76 @@
  */
 #include "wf_harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 static char s_case[64];
+static int s_metrics_port;
+
+/* GET http://127.0.0.1:<metrics port>PATH: the body (malloc'd) or NULL. */
+static char *s_http_get(const char *path)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s_metrics_port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	char req[256];
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+	if (write(fd, req, (size_t)n) != n) {
+		close(fd);
+		return NULL;
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *b = malloc(cap);
+	ssize_t k;
+	while (b && (k = read(fd, b + len, cap - len - 1)) > 0) {
+		len += (size_t)k;
+		if (len + 1 >= cap) {
+			char *nb = realloc(b, cap * 2);
+			if (!nb)
+				break;
+			b = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	if (!b)
+		return NULL;
+	b[len] = '\0';
+	char *body = strstr(b, "\r\n\r\n");
+	char *out = body ? strdup(body + 4) : NULL;
+	free(b);
+	return out;
+}
+
+/* promtool check metrics on the text: true when it passes (or, with
+ * QIAO_NO_PROMTOOL=1, when promtool is absent). */
+static bool s_promtool_ok(const char *text)
+{
+	char path[PATH_MAX], cmd[PATH_MAX * 2 + 64], out[8192];
+	snprintf(path, sizeof path, "%s/scrape.prom", h_dir);
+	h_write_file(path, text);
+	char *which[] = {"/bin/sh", "-c", "command -v promtool", NULL};
+	if (!h_exited_0(h_run(which, out, sizeof out))) {
+		const char *no = getenv("QIAO_NO_PROMTOOL");
+		if (no && strcmp(no, "1") == 0) {
+			printf("  SKIPPED promtool (QIAO_NO_PROMTOOL=1)\n");
+			return true;
+		}
+		fprintf(stderr, "promtool is not installed (Debian package prometheus; ops/test installs it)\n");
+		return false;
+	}
+	snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", path);
+	char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	int st = h_run(argv, out, sizeof out);
+	if (!h_exited_0(st))
+		fprintf(stderr, "promtool check metrics: %s\n", out);
+	return h_exited_0(st);
+}
 
 static json_t *s_run(json_t *input, const char *want_state, int ms)
 {
@@ -239,6 +308,15 @@ static void test_cancel_while_down(void)
 	c = wf_status(s_case);
 	CHECK(c && strcmp(wf_s(c, "state"), "COMPENSATING") == 0);
 	json_decref(c);
+	/* the operator's view while it waits: the open case in the metrics, a
+	 * scrape promtool accepts */
+	h_sleep_ms(700);
+	char *m = s_http_get("/metrics");
+	CHECK(m && strstr(m, "qiao_workflow_open_cases{workflow=\"daiya-guohu\",state=\"COMPENSATING\"} 1\n"));
+	CHECK(m && s_promtool_ok(m));
+	if (m && !strstr(m, "qiao_workflow_open_cases{"))
+		fprintf(stderr, "no qiao_workflow_open_cases in:\n%.2000s\n", m);
+	free(m);
 	CHECK(d_start_dept(D_HOUSING) == 0);
 	c = wf_wait(s_case, 60000);
 	wf_show(c);
@@ -517,7 +595,10 @@ static void test_qiao_call(void)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	bool up = wf_setup("workflow", NULL) == 0;
+	s_metrics_port = h_free_port();
+	char extra[128];
+	snprintf(extra, sizeof extra, "metrics: { listen = \"127.0.0.1:%d\"; };\n", s_metrics_port);
+	bool up = wf_setup("workflow", extra) == 0;
 	CHECK(up);
 	if (up) {
 		json_t *r = wf_ctl(json_pack("{s:s}", "op", "workflows"));
