@@ -240,10 +240,10 @@ __attribute__((format(printf, 2, 3)))
 static void s_drop(struct qiao_adapter *a, const char *fmt, ...)
 {
 	struct io *io = &a->io;
-	atomic_fetch_add(&a->st.dropped, 1);
 	int64_t now = adp_mono_ms();
 	if (now < io->drop_log_at) {
 		io->drop_log_suppressed++;
+		atomic_fetch_add(&a->st.dropped, 1);
 		return;
 	}
 	char buf[400];
@@ -258,6 +258,9 @@ static void s_drop(struct qiao_adapter *a, const char *fmt, ...)
 		adp_log(a, QIAO_LOG_WARN, "dropped: %s", buf);
 	io->drop_log_at = now + 1000;
 	io->drop_log_suppressed = 0;
+	/* counted after the line is written: whoever sees the counter move
+	 * finds the reason in the log */
+	atomic_fetch_add(&a->st.dropped, 1);
 }
 
 /* ---- sending ------------------------------------------------------------ */
