@@ -759,9 +759,21 @@ static void t_revoke(void)
 	CHECK_ERROR(rc, msg, EC(BAD_REQUEST), "decision_no");
 	CHECK(s_int("SELECT count(*) FROM dzzz WHERE zzbs = ? AND zzzt = '01' AND bbh = 1", id_hengxin) == 1);
 
-	/* what readers see now */
-	Qiao__V1__LicenceByIdReply *b = s_by_id(id_yunfan, NULL, &rc, msg);
-	l = b && b->licence ? s_open(b->licence->licence) : NULL;
+	/* what readers see now: the gateway's cached copy is replaced when the
+	 * regulator's LicenceEvent arrives (asynchronously): wait for it */
+	Qiao__V1__LicenceByIdReply *b = NULL;
+	l = NULL;
+	for (int64_t until = h_now() + 5000;;) {
+		b = s_by_id(id_yunfan, NULL, &rc, msg);
+		l = b && b->licence ? s_open(b->licence->licence) : NULL;
+		if ((l && l->version == 3) || h_now() >= until)
+			break;
+		if (l)
+			qiao__v1__electronic_licence__free_unpacked(l, NULL);
+		if (b)
+			protobuf_c_message_free_unpacked(&b->base, NULL);
+		h_sleep_ms(50);
+	}
 	CHECK(l && l->version == 3 && l->status == LS(REVOKED));
 	if (l)
 		qiao__v1__electronic_licence__free_unpacked(l, NULL);
