@@ -1031,8 +1031,9 @@ static void s_def_free(struct wf_def *d)
 		}
 		free(s->out_names);
 		free(s->out_refs);
-		if (s->has_comp)
-			s_call_free(&s->comp);
+		/* also when has_comp is not yet set: a compensation that failed
+		 * to load half-way (s_call_free is a no-op on the zeroed call) */
+		s_call_free(&s->comp);
 	}
 	free(d->steps);
 	free(d);
