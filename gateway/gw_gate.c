@@ -40,6 +40,7 @@
 #include "gw_mbox.h"
 #include "gw_metrics.h"
 #include "gw_policy.h"
+#include "gw_unix.h"
 #include "gw_wf.h"
 #include "identity.pb-c.h"
 #include "qiao_envelope.h"
@@ -3021,49 +3022,10 @@ static void s_on_admin(gw_gate_t *g)
 
 static int s_admin_open(gw_gate_t *g, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path) {
-		snprintf(err, errlen, "admin_socket %s: path too long", path);
-		return QIAO_EINVAL;
-	}
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "admin socket: %s", strerror(errno));
-		return -errno;
-	}
-	/* A socket left by a gateway that died: remove it, unless a live
-	 * gateway still answers on it. */
-	struct stat sb;
-	if (lstat(path, &sb) == 0) {
-		if (!S_ISSOCK(sb.st_mode)) {
-			close(fd);
-			snprintf(err, errlen, "admin_socket %s exists and is not a socket", path);
-			return QIAO_EEXIST;
-		}
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
-			close(probe);
-			close(fd);
-			snprintf(err, errlen, "admin_socket %s: another gateway is running on it", path);
-			return QIAO_EEXIST;
-		}
-		if (probe >= 0)
-			close(probe);
-		unlink(path);
-	}
-	mode_t old = umask(0117);
-	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-	umask(old);
-	if (rc != 0 || listen(fd, 16) != 0) {
-		int e = errno;
-		snprintf(err, errlen, "admin_socket %s: %s", path, strerror(e));
-		close(fd);
-		return -e;
-	}
-	g->admin_fd = fd;
-	snprintf(g->admin_path, sizeof g->admin_path, "%s", path);
-	return 0;
+	int rc = gw_unix_listen(path, "admin_socket", &g->admin_fd, err, errlen);
+	if (rc == 0)
+		snprintf(g->admin_path, sizeof g->admin_path, "%s", path);
+	return rc;
 }
 
 /* ---- timers --------------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include "gw_config.h"
 #include "gw_log.h"
 #include "gw_mbox.h"
+#include "gw_unix.h"
 #include "gw_wfdef.h"
 #include "qiao_adapter.h"
 #include "qiao_envelope.h"
@@ -2028,47 +2029,10 @@ static void s_sdk_log(void *arg, enum qiao_log_level level, const char *msg)
 
 static int s_listen(gw_wf_t *w, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path) {
-		snprintf(err, errlen, "workflow.socket %s: path too long", path);
-		return QIAO_EINVAL;
-	}
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "workflow socket: %s", strerror(errno));
-		return -errno;
-	}
-	struct stat sb;
-	if (lstat(path, &sb) == 0) {
-		if (!S_ISSOCK(sb.st_mode)) {
-			close(fd);
-			snprintf(err, errlen, "workflow.socket %s exists and is not a socket", path);
-			return QIAO_EEXIST;
-		}
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
-			close(probe);
-			close(fd);
-			snprintf(err, errlen, "workflow.socket %s: another gateway is running on it", path);
-			return QIAO_EEXIST;
-		}
-		if (probe >= 0)
-			close(probe);
-		unlink(path);
-	}
-	mode_t old = umask(0117);
-	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-	umask(old);
-	if (rc != 0 || listen(fd, 16) != 0) {
-		int e = errno;
-		snprintf(err, errlen, "workflow.socket %s: %s", path, strerror(e));
-		close(fd);
-		return -e;
-	}
-	w->ctl_fd = fd;
-	snprintf(w->ctl_path, sizeof w->ctl_path, "%s", path);
-	return 0;
+	int rc = gw_unix_listen(path, "workflow.socket", &w->ctl_fd, err, errlen);
+	if (rc == 0)
+		snprintf(w->ctl_path, sizeof w->ctl_path, "%s", path);
+	return rc;
 }
 
 static void s_free(gw_wf_t *w)
