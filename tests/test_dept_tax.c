@@ -335,7 +335,11 @@ static Qiao__V1__FilingNoticeResult *notice(const char *contract, const char *fi
 	q.buyers = buyers;
 	q.escrow_agreement_no = "ZJJG-2026-000046";
 	q.escrow_amount_fen = 90000000;
-	q.filed_ms = (int64_t)time(NULL) * 1000 - 3600000;
+	/* fixed once: a repeat must be the same body, even across a second */
+	static int64_t filed;
+	if (!filed)
+		filed = (int64_t)time(NULL) * 1000 - 3600000;
+	q.filed_ms = filed;
 	struct qiao_subject subj[2] = {{QIAO_SUBJECT_RESIDENT_ID, "150603199502140616"},
 				       {QIAO_SUBJECT_RESIDENT_ID, "150627199201050028"}};
 	return (Qiao__V1__FilingNoticeResult *)d_call(s_house, SVC_TAX "filing-notice.v1", &q.base,
