@@ -4,6 +4,8 @@
 #include "qiao_err.h"
 #include "qiao_store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,7 +28,8 @@ static void s_help(FILE *out)
 	      "  del TABLE KEY                          remove the record (exit 1 if absent)\n"
 	      "  list TABLE [--prefix P] [--limit N]    records in key order\n"
 	      "  backup DEST                            consistent compact copy into DEST (online;\n"
-	      "                                         progress on stderr when it is a terminal)\n"
+	      "                                         with the audit index key, if any; progress\n"
+	      "                                         on stderr when it is a terminal)\n"
 	      "  info                                   map size, use, readers\n"
 	      "\n"
 	      "Tables are created by put with record type N (default 1); reading a table\n"
@@ -95,6 +98,64 @@ static int s_list_cb(void *arg, const void *k, size_t kl, const void *v, size_t 
 	free(ks);
 	free(vs);
 	return 0;
+}
+
+/*
+ * The audit log's subject index key (gateway/audit_log.c) lives beside the
+ * LMDB file, not in it; a backup without it would restore a log whose
+ * subject queries find nothing.  Copied as a secret: 0600, fsync'd, and a
+ * failure makes the backup fail.  1 copied, 0 there is none, -1 error.
+ */
+static int s_copy_index_key(const char *store, const char *dest)
+{
+	char src[4096], dst[4096], buf[4096];
+	if ((size_t)snprintf(src, sizeof src, "%s/audit-index.key", store) >= sizeof src ||
+	    (size_t)snprintf(dst, sizeof dst, "%s/audit-index.key", dest) >= sizeof dst) {
+		cli_err("store backup: path too long");
+		return -1;
+	}
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		if (errno == ENOENT)
+			return 0;
+		cli_err("store backup: cannot read %s: %s", src, strerror(errno));
+		return -1;
+	}
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		cli_err("store backup: cannot create %s: %s", dst, strerror(errno));
+		close(in);
+		return -1;
+	}
+	int ok = 1;
+	ssize_t n;
+	while (ok && (n = read(in, buf, sizeof buf)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ok = 0;
+			break;
+		}
+		for (ssize_t off = 0; ok && off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno != EINTR)
+				ok = 0;
+			else if (w > 0)
+				off += w;
+		}
+	}
+	if (ok && fsync(out) != 0)
+		ok = 0;
+	if (!ok)
+		cli_err("store backup: copying %s to %s: %s", src, dst, strerror(errno));
+	close(in);
+	if (close(out) != 0 && ok) {
+		cli_err("store backup: writing %s: %s", dst, strerror(errno));
+		ok = 0;
+	}
+	if (!ok)
+		unlink(dst);
+	return ok ? 1 : -1;
 }
 
 /* `store backup` progress: a line on stderr redrawn every 200 ms. */
@@ -233,6 +294,8 @@ int cli_store(int argc, char **argv)
 		}
 		if (rc != 0) {
 			cli_err("store backup: %s", qiao_store_last_error());
+			ret = CLI_ENV;
+		} else if (s_copy_index_key(dir, pos[1]) < 0) {
 			ret = CLI_ENV;
 		} else if (json) {
 			cli_json_print(json_pack("{s:s, s:s}", "backup", pos[1], "store", dir));
