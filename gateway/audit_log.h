@@ -112,6 +112,22 @@ int audit_log_prove(audit_log_t *l, qiao_txn_t *txn, uint64_t index, uint64_t si
 int audit_log_consistency(audit_log_t *l, qiao_txn_t *txn, uint64_t size1, uint64_t size2,
 			  uint8_t (*proof)[AUDIT_HASH], size_t *n);
 
+/*
+ * Inclusion proofs for many entries (a query's page of results): the same
+ * proofs as audit_log_prove, but the nodes read are kept in `c` (about
+ * 100 KiB, from audit_proof_cache_new) and shared by the later proofs, which
+ * need the same upper levels and the same right edge.  Stored nodes never
+ * change, so a cache may outlive a transaction but must stay with one log.
+ * c NULL: audit_log_prove.
+ */
+typedef struct audit_proof_cache audit_proof_cache_t;
+audit_proof_cache_t *audit_proof_cache_new(void);
+void audit_proof_cache_free(audit_proof_cache_t **c);
+/* Nodes asked for, and nodes read from the store, since it was made. */
+void audit_proof_cache_stats(const audit_proof_cache_t *c, uint64_t *lookups, uint64_t *reads);
+int audit_log_prove_cached(audit_log_t *l, qiao_txn_t *txn, audit_proof_cache_t *c, uint64_t index, uint64_t size,
+			   uint8_t (*proof)[AUDIT_HASH], size_t *n);
+
 /* A query.  NULL / 0 fields do not restrict.  Entries come in index order
  * (oldest first), or newest first with `newest_first`. */
 struct audit_query {
@@ -139,6 +155,9 @@ struct audit_verify_report {
 	uint64_t signatures;      /* header signatures checked */
 	uint64_t checkpoints;     /* checkpoints checked */
 	uint64_t uncovered;       /* entries after the latest checkpoint */
+	uint64_t signatures_repeated; /* entries whose header and signature an earlier entry
+				       * already had (same bytes, same keys): checked once */
+	unsigned threads;         /* threads the walk used */
 	int ok;
 	uint64_t bad_index;       /* first bad entry (when the failure is about one), else UINT64_MAX */
 	char reason[512];         /* what is wrong, precisely */
@@ -146,7 +165,8 @@ struct audit_verify_report {
 
 /*
  * Recompute the whole tree from the stored entries; check every entry
- * decodes with its own index, every leaf and node against the stored tree,
+ * decodes with its own index, every leaf and every interior node the
+ * entries complete against the stored tree (proofs are made of those),
  * every checkpoint's root and signature (by `vkey`, a C2SP verifier key;
  * NULL: the one the log stored), and with `check_sigs` every entry's header
  * signature against the member keys the log's own ADMIN_ACTION entries
@@ -157,6 +177,19 @@ struct audit_verify_report {
 int audit_log_verify(audit_log_t *l, qiao_txn_t *txn, const char *vkey, int check_sigs,
 		     void (*progress)(void *arg, uint64_t done, uint64_t total), void *parg,
 		     struct audit_verify_report *r);
+
+/* audit_log_verify with every option: threads 0 uses one thread per
+ * online CPU (at most 16), 1 checks on the calling thread alone.  The
+ * report is the same whatever the number of threads. */
+struct audit_verify_opts {
+	const char *vkey;
+	int check_sigs;
+	unsigned threads;
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *parg;
+};
+int audit_log_verify_opts(audit_log_t *l, qiao_txn_t *txn, const struct audit_verify_opts *o,
+			  struct audit_verify_report *r);
 
 /* The gateway's verifier key as stored ("" when none). */
 int audit_log_vkey(audit_log_t *l, qiao_txn_t *txn, char *out, size_t outlen);

@@ -335,6 +335,204 @@ static void test_delete_swap_truncate(void)
 	fx_close(&f);
 }
 
+#define T_NODE 0x414e
+
+static int s_verify_t(struct fx *f, int sigs, unsigned threads, struct audit_verify_report *r)
+{
+	qiao_txn_t *tx = NULL;
+	int rc = qiao_txn_begin(f->st, 0, &tx);
+	struct audit_verify_opts o = {.check_sigs = sigs, .threads = threads};
+	if (rc == 0)
+		rc = audit_log_verify_opts(f->log, tx, &o, r);
+	qiao_txn_abort(&tx);
+	return rc;
+}
+
+/* The same report on 1, 2 and 4 threads: the first fault by position in
+ * the log, never the first a thread happened to find. */
+static int s_verify_same(struct fx *f, int sigs, struct audit_verify_report *r)
+{
+	static const unsigned th[] = {1, 2, 4};
+	struct audit_verify_report x;
+	int rc = s_verify_t(f, sigs, th[0], r);
+	for (size_t i = 1; i < sizeof th / sizeof th[0]; i++) {
+		int rc2 = s_verify_t(f, sigs, th[i], &x);
+		CHECK(rc2 == rc && x.ok == r->ok && x.bad_index == r->bad_index && strcmp(x.reason, r->reason) == 0 &&
+		      x.entries == r->entries && x.signatures == r->signatures && x.checkpoints == r->checkpoints);
+		if (rc2 != rc || strcmp(x.reason, r->reason) != 0)
+			fprintf(stderr, "threads %u: rc %d '%s'; 1 thread: rc %d '%s'\n", th[i], rc2, x.reason, rc,
+				r->reason);
+	}
+	return rc;
+}
+
+static void s_node_key(uint8_t k[9], unsigned level, uint64_t index)
+{
+	k[0] = (uint8_t)level;
+	s_be64(k + 1, index);
+}
+
+/* Re-encode entry i with its header signature's first byte flipped, and
+ * give it the stored leaf of its new bytes, as an attacker who forged an
+ * entry would (the interior nodes and checkpoints above it still differ). */
+static void s_forge_sig(struct fx *f, uint64_t i)
+{
+	uint8_t k[8], nk[9];
+	uint8_t *a = NULL;
+	size_t al = 0;
+	s_be64(k, i);
+	CHECK_RC(s_raw_get(f, "audit_entry", T_ENTRY, k, 8, &a, &al));
+	Qiao__V1__AuditEntry *e = a ? qiao__v1__audit_entry__unpack(NULL, al, a) : NULL;
+	CHECK(e != NULL && e->header_signature.len == 64);
+	if (e && e->header_signature.len == 64) {
+		e->header_signature.data[0] ^= 0x40;
+		size_t nl = qiao__v1__audit_entry__get_packed_size(e);
+		uint8_t *nb = malloc(nl), leaf[32];
+		qiao__v1__audit_entry__pack(e, nb);
+		CHECK_RC(s_raw_put(f, "audit_entry", T_ENTRY, k, 8, nb, nl));
+		merkle_leaf_hash(nb, nl, leaf);
+		s_node_key(nk, 0, i);
+		CHECK_RC(s_raw_put(f, "audit_node", T_NODE, nk, 9, leaf, 32));
+		free(nb);
+	}
+	if (e)
+		qiao__v1__audit_entry__free_unpacked(e, NULL);
+	free(a);
+}
+
+/* A log of several of the walk's chunks (4,096 entries): faults across
+ * chunk boundaries, in the interior nodes, and several at once. */
+static void test_big_log(void)
+{
+	struct fx f;
+	struct audit_verify_report r;
+	char cmd[300], d[300];
+	const uint64_t n = 9000;
+	snprintf(cmd, sizeof cmd, "rm -rf %s/big", s_dir);
+	CHECK(system(cmd) == 0);
+	snprintf(d, sizeof d, "%s/big", s_dir);
+	CHECK_RC(fx_open(&f, d, 1000, 0));
+	CHECK_RC(fx_fill(&f, n, 1000, 1796000000000LL));
+	CHECK_RC(s_verify_same(&f, 1, &r));
+	CHECK(r.ok && r.entries == n + 1 && r.signatures == n && r.checkpoints == 10 && r.bad_index == UINT64_MAX);
+	printf("big log: %llu entries, %llu signatures, the same on 1, 2 and 4 threads\n",
+	       (unsigned long long)r.entries, (unsigned long long)r.signatures);
+
+	/* proofs sharing a node cache are the proofs made one by one */
+	qiao_txn_t *tx = NULL;
+	CHECK_RC(qiao_txn_begin(f.st, 0, &tx));
+	audit_proof_cache_t *pc = audit_proof_cache_new();
+	CHECK(pc != NULL);
+	long same = 0;
+	for (uint64_t i = 0; tx && pc && i <= n; i += 7) {
+		uint8_t p1[AUDIT_MAX_PROOF][32], p2[AUDIT_MAX_PROOF][32];
+		size_t n1 = 0, n2 = 0;
+		CHECK_RC(audit_log_prove(f.log, tx, i, n + 1, p1, &n1));
+		CHECK_RC(audit_log_prove_cached(f.log, tx, pc, i, n + 1, p2, &n2));
+		same += n1 == n2 && memcmp(p1, p2, n1 * 32) == 0;
+	}
+	uint64_t lookups = 0, reads = 0;
+	if (pc)
+		audit_proof_cache_stats(pc, &lookups, &reads);
+	CHECK(same == (long)(n / 7 + 1) && reads < lookups / 2);
+	printf("proof cache: %llu node reads for %llu proof nodes\n", (unsigned long long)reads,
+	       (unsigned long long)lookups);
+	audit_proof_cache_free(&pc);
+	qiao_txn_abort(&tx);
+
+	/* a stored leaf changed at a chunk boundary */
+	uint8_t nk[9], *orig = NULL, bad[32];
+	size_t ol = 0;
+	s_node_key(nk, 0, 4096);
+	CHECK_RC(s_raw_get(&f, "audit_node", T_NODE, nk, 9, &orig, &ol));
+	memset(bad, 0x5a, 32);
+	CHECK_RC(s_raw_put(&f, "audit_node", T_NODE, nk, 9, bad, 32));
+	CHECK_ERR(s_verify_same(&f, 0, &r), QIAO_EBADSIG);
+	CHECK(r.bad_index == 4096 && strstr(r.reason, "stored leaf") != NULL);
+	CHECK_RC(s_raw_put(&f, "audit_node", T_NODE, nk, 9, orig, 32));
+	free(orig);
+
+	/* an interior node no checkpoint root is built from (the walk once
+	 * missed it; proofs use it): changed, then removed */
+	s_node_key(nk, 3, 600);
+	CHECK_RC(s_raw_get(&f, "audit_node", T_NODE, nk, 9, &orig, &ol));
+	CHECK_RC(s_raw_put(&f, "audit_node", T_NODE, nk, 9, bad, 32));
+	CHECK_ERR(s_verify_same(&f, 0, &r), QIAO_EBADSIG);
+	CHECK(r.bad_index == UINT64_MAX && strstr(r.reason, "node at level 3, index 600 (entries 4800 to 4807)"));
+	printf("interior node: %s\n", r.reason);
+	CHECK_RC(s_raw_del(&f, "audit_node", T_NODE, nk, 9));
+	CHECK_ERR(s_verify_same(&f, 0, &r), QIAO_EBADSIG);
+	CHECK(strstr(r.reason, "level 3, index 600") && strstr(r.reason, "missing"));
+	CHECK_RC(s_raw_put(&f, "audit_node", T_NODE, nk, 9, orig, 32));
+	free(orig);
+	CHECK_RC(s_verify_same(&f, 0, &r));
+
+	/* several faults: a forged signature at 4500, a flipped byte at 8200,
+	 * a deleted entry at 8900: the first is named, whatever the threads */
+	s_forge_sig(&f, 4500);
+	uint8_t k[8], *a = NULL;
+	size_t al = 0;
+	s_be64(k, 8200);
+	CHECK_RC(s_raw_get(&f, "audit_entry", T_ENTRY, k, 8, &a, &al));
+	if (a) {
+		a[al / 2] ^= 1;
+		CHECK_RC(s_raw_put(&f, "audit_entry", T_ENTRY, k, 8, a, al));
+	}
+	free(a);
+	s_be64(k, 8900);
+	CHECK_RC(s_raw_del(&f, "audit_entry", T_ENTRY, k, 8));
+	CHECK_ERR(s_verify_same(&f, 1, &r), QIAO_EBADSIG);
+	CHECK(r.bad_index == 4500 && strstr(r.reason, "header signature") != NULL && r.entries == 4500);
+	printf("several faults, with signatures: %s\n", r.reason);
+	/* without signatures the forgery shows in the tree above its leaf */
+	CHECK_ERR(s_verify_same(&f, 0, &r), QIAO_EBADSIG);
+	CHECK(strstr(r.reason, "node at level 1, index 2250") != NULL);
+	printf("several faults, structure only: %s\n", r.reason);
+	fx_close(&f);
+}
+
+/* The gateway logs some headers twice (a request and the cache
+ * invalidation it caused): the signature is checked once, and a bad one
+ * is reported at its first entry. */
+static void test_repeated_header(void)
+{
+	struct fx f;
+	struct audit_verify_report r;
+	s_fresh(&f, 10);
+	uint8_t k[8], *a = NULL;
+	size_t al = 0;
+	s_be64(k, N_EX); /* the last entry: the copy follows it, as the gateway writes them */
+	CHECK_RC(s_raw_get(&f, "audit_entry", T_ENTRY, k, 8, &a, &al));
+	Qiao__V1__AuditEntry *e = a ? qiao__v1__audit_entry__unpack(NULL, al, a) : NULL;
+	CHECK(e != NULL);
+	qiao_txn_t *tx = NULL;
+	CHECK_RC(qiao_txn_begin(f.st, 1, &tx));
+	if (e && tx) {
+		e->event_type = QIAO__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_CACHE_INVALIDATED;
+		char *gw = e->gateway;
+		CHECK_RC(audit_log_append(f.log, tx, e, NULL));
+		e->gateway = gw; /* audit_log_append pointed it at the log's own */
+		CHECK_RC(audit_log_checkpoint(f.log, tx, 1797000000000LL, NULL));
+		CHECK_RC(qiao_txn_commit(&tx));
+	}
+	qiao_txn_abort(&tx);
+	if (e)
+		qiao__v1__audit_entry__free_unpacked(e, NULL);
+	free(a);
+	CHECK_RC(s_verify_same(&f, 1, &r));
+	CHECK(r.ok && r.signatures == N_EX && r.signatures_repeated == 1);
+	if (!r.ok || r.signatures != N_EX || r.signatures_repeated != 1)
+		fprintf(stderr, "repeated header: ok %d, %llu signatures, %llu repeated: %s\n", r.ok,
+			(unsigned long long)r.signatures, (unsigned long long)r.signatures_repeated, r.reason);
+	/* both copies forged alike: the second is skipped as a repeat, the
+	 * first fails, and that is the one named */
+	s_forge_sig(&f, N_EX);
+	s_forge_sig(&f, N_EX + 1);
+	CHECK_ERR(s_verify_same(&f, 1, &r), QIAO_EBADSIG);
+	CHECK(r.bad_index == N_EX && strstr(r.reason, "header signature") != NULL);
+	fx_close(&f);
+}
+
 /* `qiao audit verify` itself: exit 1 and the entry named. */
 static void test_cli(void)
 {
@@ -384,6 +582,8 @@ int main(void)
 	test_good_log();
 	test_byte_flips();
 	test_delete_swap_truncate();
+	test_big_log();
+	test_repeated_header();
 	test_cli();
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
