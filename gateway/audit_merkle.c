@@ -17,140 +17,35 @@ static void s_empty_root(uint8_t out[32])
 }
 
 /*
- * SHA-256 with the x86 SHA extensions (SHA-NI), when the CPU has them.
+ * SHA-256 from OpenSSL's libcrypto, libsodium's as the fallback.
  *
  * Hashing the leaves is most of the work of `qiao audit verify` (every entry
- * is hashed once), and libsodium's SHA-256 is portable C: on a CPU with the
- * SHA instructions this is several times faster.  It computes the same
- * function (tests/test_merkle.c compares the two on every length up to a few
- * blocks and on the RFC 9162 vectors); the hashed data is public, so nothing
- * here needs to be constant-time.  Other CPUs and compilers use libsodium.
+ * is hashed once).  libsodium's SHA-256 is portable C; libcrypto's uses the
+ * CPU's SHA instructions (x86 SHA-NI, ARMv8 SHA2) where there are any, and
+ * is several times faster here.  Both compute the same function
+ * (tests/test_merkle.c compares them on every length up to a few blocks and
+ * on the RFC 9162 vectors).  libcrypto's one-shot SHA256_* functions are
+ * deprecated in OpenSSL 3 in favour of EVP, but EVP allocates a context per
+ * digest, which costs more than hashing 65 bytes; the low-level functions
+ * are kept in OpenSSL 3.x and run the same assembly.
  */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
-#include <immintrin.h>
-#define HAVE_SHANI_CODE 1
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/sha.h>
 
-static const uint32_t s_k256[64] __attribute__((aligned(16))) = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
+/* 0: libcrypto; 1: libsodium (merkle_sha256_force_portable, for tests). */
+static int s_portable;
 
-/* Compress n 64-byte blocks into state[8] (FIPS 180-4 word order). */
-__attribute__((target("sha,sse4.1,ssse3"))) static void s_shani_blocks(uint32_t state[8], const uint8_t *p,
-									size_t n)
+static void s_hash2(uint8_t prefix, const void *data, size_t len, uint8_t out[32])
 {
-	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-	__m128i t = _mm_loadu_si128((const __m128i *)&state[0]);
-	__m128i s1 = _mm_loadu_si128((const __m128i *)&state[4]);
-	t = _mm_shuffle_epi32(t, 0xb1);          /* CDAB */
-	s1 = _mm_shuffle_epi32(s1, 0x1b);        /* EFGH */
-	__m128i s0 = _mm_alignr_epi8(t, s1, 8);  /* ABEF */
-	s1 = _mm_blend_epi16(s1, t, 0xf0);       /* CDGH */
-	for (; n; n--, p += 64) {
-		__m128i save0 = s0, save1 = s1, m[4];
-		/* unrolled, m[] lives in registers */
-#if defined(__clang__)
-#pragma unroll
-#else
-#pragma GCC unroll 16
-#endif
-		for (int i = 0; i < 16; i++) {
-			if (i < 4) {
-				m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
-			} else {
-				/* W[t] from W[t-16..t-1]: msg1 adds sigma0, msg2 sigma1 */
-				__m128i x = _mm_sha256msg1_epu32(m[i & 3], m[(i - 3) & 3]);
-				x = _mm_add_epi32(x, _mm_alignr_epi8(m[(i - 1) & 3], m[(i - 2) & 3], 4));
-				m[i & 3] = _mm_sha256msg2_epu32(x, m[(i - 1) & 3]);
-			}
-			__m128i w = _mm_add_epi32(m[i & 3], _mm_load_si128((const __m128i *)&s_k256[4 * i]));
-			s1 = _mm_sha256rnds2_epu32(s1, s0, w);
-			s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(w, 0x0e));
-		}
-		s0 = _mm_add_epi32(s0, save0);
-		s1 = _mm_add_epi32(s1, save1);
-	}
-	t = _mm_shuffle_epi32(s0, 0x1b);         /* FEBA */
-	s1 = _mm_shuffle_epi32(s1, 0xb1);        /* DCHG */
-	s0 = _mm_blend_epi16(t, s1, 0xf0);       /* DCBA */
-	s1 = _mm_alignr_epi8(s1, t, 8);          /* HGFE */
-	_mm_storeu_si128((__m128i *)&state[0], s0);
-	_mm_storeu_si128((__m128i *)&state[4], s1);
-}
-
-/* 1: use s_shani_blocks; 0: libsodium; -1: not yet asked (a benign race:
- * every thread computes the same answer). */
-static int s_have_shani = -1;
-
-static int s_shani(void)
-{
-	int v = __atomic_load_n(&s_have_shani, __ATOMIC_RELAXED);
-	if (v < 0) {
-		unsigned a, b, c, d;
-		v = 0;
-		if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_1) && (c & bit_SSSE3) &&
-		    __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA))
-			v = 1;
-		__atomic_store_n(&s_have_shani, v, __ATOMIC_RELAXED);
-	}
-	return v;
-}
-
-/* SHA-256(prefix || data[0..len)) with SHA-NI. */
-static void s_shani_hash(uint8_t prefix, const uint8_t *data, size_t len, uint8_t out[32])
-{
-	uint32_t st[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-			  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-	uint8_t blk[128];
-	uint64_t bits = ((uint64_t)len + 1) * 8;
-	size_t done;
-	/* first block: the prefix byte and up to 63 data bytes */
-	blk[0] = prefix;
-	if (len >= 63) {
-		memcpy(blk + 1, data, 63);
-		s_shani_blocks(st, blk, 1);
-		done = 63 + (len - 63) / 64 * 64;
-		s_shani_blocks(st, data + 63, (len - 63) / 64);
-		len -= done;
-		data += done;
-		memcpy(blk, data, len);
-	} else {
+	if (!__atomic_load_n(&s_portable, __ATOMIC_RELAXED)) {
+		SHA256_CTX c;
+		SHA256_Init(&c);
+		SHA256_Update(&c, &prefix, 1);
 		if (len)
-			memcpy(blk + 1, data, len);
-		len += 1;
-	}
-	/* now blk[0..len) is the tail, len < 64: pad it */
-	blk[len++] = 0x80;
-	size_t total = len + 8 <= 64 ? 64 : 128;
-	memset(blk + len, 0, total - 8 - len);
-	for (int i = 0; i < 8; i++)
-		blk[total - 1 - i] = (uint8_t)(bits >> (8 * i));
-	s_shani_blocks(st, blk, total / 64);
-	for (int i = 0; i < 8; i++) {
-		out[4 * i] = (uint8_t)(st[i] >> 24);
-		out[4 * i + 1] = (uint8_t)(st[i] >> 16);
-		out[4 * i + 2] = (uint8_t)(st[i] >> 8);
-		out[4 * i + 3] = (uint8_t)st[i];
-	}
-}
-#endif
-
-void merkle_leaf_hash(const void *data, size_t len, uint8_t out[32])
-{
-#ifdef HAVE_SHANI_CODE
-	if (s_shani()) {
-		s_shani_hash(0x00, data, len, out);
+			SHA256_Update(&c, data, len);
+		SHA256_Final(out, &c);
 		return;
 	}
-#endif
-	static const uint8_t prefix = 0x00;
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, &prefix, 1);
@@ -159,37 +54,27 @@ void merkle_leaf_hash(const void *data, size_t len, uint8_t out[32])
 	crypto_hash_sha256_final(&st, out);
 }
 
+void merkle_leaf_hash(const void *data, size_t len, uint8_t out[32])
+{
+	s_hash2(0x00, data, len, out);
+}
+
 void merkle_node_hash(const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
 {
-	uint8_t buf[65];
-	buf[0] = 0x01;
-	memcpy(buf + 1, l, 32);
-	memcpy(buf + 33, r, 32);
-#ifdef HAVE_SHANI_CODE
-	if (s_shani()) {
-		s_shani_hash(0x01, buf + 1, 64, out);
-		return;
-	}
-#endif
-	crypto_hash_sha256(out, buf, sizeof buf);
+	uint8_t buf[64];
+	memcpy(buf, l, 32);
+	memcpy(buf + 32, r, 32);
+	s_hash2(0x01, buf, sizeof buf, out);
 }
 
 int merkle_sha256_accelerated(void)
 {
-#ifdef HAVE_SHANI_CODE
-	return s_shani();
-#else
-	return 0;
-#endif
+	return !__atomic_load_n(&s_portable, __ATOMIC_RELAXED);
 }
 
 void merkle_sha256_force_portable(int on)
 {
-#ifdef HAVE_SHANI_CODE
-	__atomic_store_n(&s_have_shani, on ? 0 : -1, __ATOMIC_RELAXED);
-#else
-	(void)on;
-#endif
+	__atomic_store_n(&s_portable, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 /* The largest power of two strictly below s (s >= 2). */

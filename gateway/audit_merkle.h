@@ -57,13 +57,13 @@ void merkle_leaf_hash(const void *data, size_t len, uint8_t out[32]);
 /* SHA-256(0x01 || l || r): an interior node.  out may alias l or r. */
 void merkle_node_hash(const uint8_t l[32], const uint8_t r[32], uint8_t out[32]);
 
-/* 1 when merkle_leaf_hash and merkle_node_hash use the CPU's SHA
- * instructions (x86 SHA-NI), 0 when they use libsodium's portable SHA-256.
- * Both compute the same hashes. */
+/* 1 when merkle_leaf_hash and merkle_node_hash use libcrypto's SHA-256
+ * (with the CPU's SHA instructions where it has them), 0 when they use
+ * libsodium's portable one.  Both compute the same hashes. */
 int merkle_sha256_accelerated(void);
 
 /* Tests and benchmarks: on != 0 makes the hashes use libsodium from now
- * on; 0 lets them use the SHA instructions again where the CPU has them.
+ * on; 0 lets them use libcrypto again.
  * Not for use while other threads hash. */
 void merkle_sha256_force_portable(int on);
 

@@ -6,7 +6,7 @@
 
 QIAO_DEBS=(gcc libc6-dev make cmake pkg-config
            libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-           liblmdb-dev libsodium-dev libjansson-dev libconfig-dev libsqlite3-dev
+           liblmdb-dev libsodium-dev libssl-dev libjansson-dev libconfig-dev libsqlite3-dev
            libmicrohttpd-dev)
 
 qiao_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

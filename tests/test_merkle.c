@@ -730,7 +730,7 @@ static void test_sha256_paths(void)
 {
 	static uint8_t data[1200 + 16];
 	randombytes_buf(data, sizeof data);
-	printf("sha256: %s\n", merkle_sha256_accelerated() ? "SHA instructions" : "libsodium only");
+	printf("sha256: %s\n", merkle_sha256_accelerated() ? "libcrypto" : "libsodium only");
 	long bad = 0, n = 0;
 	for (size_t len = 0; len <= 1200; len++) {
 		for (size_t off = 0; off < (len < 200 ? 16u : 1u); off++) {
