@@ -58,4 +58,19 @@ static inline int check_done(void)
 	return check_fail_ ? 1 : 0;
 }
 
+/* ms times QIAO_TIME_SCALE (default 1): the waits of the harnesses and the
+ * heartbeats of their configs, so that a run under valgrind memcheck
+ * (ops/valgrind sets 10; it is some 20x slower) waits long enough instead of
+ * failing for slowness.  The timing assertions themselves are not scaled. */
+static inline int check_ms(int ms)
+{
+	static int scale;
+	if (scale == 0) {
+		const char *s = getenv("QIAO_TIME_SCALE");
+		int v = s ? atoi(s) : 1;
+		scale = v >= 1 && v <= 100 ? v : 1;
+	}
+	return ms * scale;
+}
+
 #endif

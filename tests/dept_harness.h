@@ -95,10 +95,10 @@ H_FN void d_write_config(const char *extra)
 		 "# written by the department integration test\n"
 		 "gateway: { member = \"" GWM "\"; key_file = \"%s\"; listen = [ \"%s\" ];\n"
 		 "  store = \"store\"; admin_socket = \"admin.sock\"; verify_threads = 2; };\n"
-		 "limits: { heartbeat_ms = 200; heartbeat_liveness = 3; clock_skew_ms = 30000; };\n"
+		 "limits: { heartbeat_ms = %d; heartbeat_liveness = 3; clock_skew_ms = 30000; };\n"
 		 "audit: { checkpoint_ms = 100; };\n"
 		 "members = (\n",
-		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint);
+		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, check_ms(200));
 	d_cat(&t, &len, &cap, line);
 	for (int i = 0; i < D_N; i++) {
 		char *svc = d_fragment(d_m[i].dept, "services.conf");
@@ -302,7 +302,7 @@ H_FN qiao_adapter_t *d_consumer(int i)
 		fprintf(stderr, "consumer %s: %s\n", d_m[i].id, err);
 		return NULL;
 	}
-	if (qiao_adapter_start(a) != 0 || qiao_adapter_wait_connected(a, 10000) != 0) {
+	if (qiao_adapter_start(a) != 0 || qiao_adapter_wait_connected(a, check_ms(10000)) != 0) {
 		qiao_adapter_destroy(&a);
 		return NULL;
 	}

@@ -82,7 +82,7 @@ H_FN int64_t h_now(void)
 
 #define WAIT_FOR(cond, ms)                                                       \
 	do {                                                                     \
-		int64_t until_ = h_now() + (ms);                                 \
+		int64_t until_ = h_now() + check_ms(ms);                         \
 		while (!(cond) && h_now() < until_)                              \
 			usleep(5000);                                            \
 	} while (0)
@@ -128,7 +128,7 @@ H_FN void h_kill_all(void)
 /* Wait up to ms for `p` to exit: its wait status, or -1 (still running). */
 H_FN int h_wait_exit(pid_t p, int ms)
 {
-	int64_t until = h_now() + ms;
+	int64_t until = h_now() + check_ms(ms);
 	for (;;) {
 		int st = 0;
 		pid_t r = waitpid(p, &st, WNOHANG);
@@ -383,7 +383,7 @@ H_FN void h_write_config(const char *path, const char *prv_services, const char 
 		 "  verify_threads = 2;\n"
 		 "};\n"
 		 "limits: {\n"
-		 "  heartbeat_ms = 200;\n"
+		 "  heartbeat_ms = %d;\n"
 		 "  heartbeat_liveness = 3;\n"
 		 "  max_body = 65536;\n"
 		 "  clock_skew_ms = 30000;\n"
@@ -409,7 +409,7 @@ H_FN void h_write_config(const char *path, const char *prv_services, const char 
 		 "policy = (\n"
 		 "%s"
 		 ");\n",
-		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, limits, h_m[M_PRV].curve_b64,
+		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, check_ms(200), limits, h_m[M_PRV].curve_b64,
 		 h_m[M_PRV].sign_b64, prv_services, h_m[M_BANK_B].curve_b64, h_m[M_BANK_B].sign_b64,
 		 h_m[M_BANK_A].curve_b64, h_m[M_BANK_A].sign_b64, h_m[M_TAX].curve_b64,
 		 h_m[M_TAX].sign_b64, policy);
@@ -450,7 +450,7 @@ H_FN int h_gw_start(void)
 	close(fd);
 	if (h_gw_pid < 0)
 		return -1;
-	int64_t until = h_now() + 10000;
+	int64_t until = h_now() + check_ms(10000);
 	while (h_now() < until) {
 		if (h_admin_accepts())
 			return 0;
@@ -503,7 +503,7 @@ H_FN int h_run(char *const argv[], char *out, size_t outlen)
 	close(fd);
 	if (p < 0)
 		return -1;
-	int st = h_wait_exit(p, 20000);
+	int st = h_wait_exit(p, 20000); /* scaled by h_wait_exit */
 	if (st == -1) {
 		kill(p, SIGKILL);
 		h_wait_exit(p, 5000);
@@ -529,7 +529,7 @@ struct h_peer {
  * `want` has been read (NULL: just drain).  Counts "got" lines. */
 H_FN bool h_peer_read(struct h_peer *p, const char *want, int ms)
 {
-	int64_t until = h_now() + ms;
+	int64_t until = h_now() + check_ms(ms);
 	for (;;) {
 		char *nl;
 		while ((nl = memchr(p->buf, '\n', p->len)) != NULL) {
@@ -636,7 +636,7 @@ H_FN qiao_adapter_t *h_adapter(int m, const char *label, uint32_t handler_thread
 		.handler_threads = handler_threads,
 		.reconnect_min_ms = 50,
 		.reconnect_max_ms = 300,
-		.hello_timeout_ms = 1000,
+		.hello_timeout_ms = (uint32_t)check_ms(1000),
 		.drain_ms = 500,
 		.log = h_log_sink,
 		.log_arg = (void *)label,
@@ -830,7 +830,7 @@ H_FN int h_raw_open(struct h_raw *r, int m, bool ready)
 	size_t n = qiao__v1__ready__pack(&rd, buf);
 	h_raw_send_ctl(r, QIAO_CMD_READY, buf, n, true);
 	struct h_msg w;
-	if (h_raw_recv(r, &w, 5000) != 0) {
+	if (h_raw_recv(r, &w, check_ms(5000)) != 0) {
 		fprintf(stderr, "raw %s: no WELCOME within 5 s\n", h_m[m].id);
 		return -1;
 	}
@@ -984,7 +984,7 @@ H_FN void h_raw_answer(struct h_raw *r, const struct h_msg *req, int ms, struct 
 			qiao__v1__header__free_unpacked(rh, NULL);
 		crypto_hash_sha256(req_hash, req->f[1], req->len[1]);
 	}
-	int64_t until = h_now() + ms;
+	int64_t until = h_now() + check_ms(ms);
 	for (;;) {
 		int64_t left = until - h_now();
 		struct h_msg m;

@@ -13,6 +13,8 @@
  *            flight (the gateway must answer PROVIDER_GONE or retry)
  *   slow:MS  sleep MS milliseconds, then answer as echo
  *
+ * Environment: GW_PEER_HELLO_FACTOR multiplies hello_timeout_ms (below).
+ *
  * Prints "ready" on stdout (flushed) once the gateway has welcomed it, and
  * "got <n>" for every request it receives in the modes other than echo, so
  * that the test knows a request is in flight here.  Exits 0 on SIGTERM or
@@ -95,6 +97,17 @@ static void on_request(void *arg, const struct qiao_request *req, struct qiao_re
 	}
 }
 
+/* GW_PEER_HELLO_FACTOR (1..30): hello_timeout_ms, which is also the CURVE
+ * handshake timeout, times this.  tests/test_faults_conn.c: 1,000 adapters
+ * connecting at once keep a gateway on a small machine from finishing a
+ * handshake within 1 s. */
+static uint32_t s_hello_factor(void)
+{
+	const char *f = getenv("GW_PEER_HELLO_FACTOR");
+	int v = f ? atoi(f) : 1;
+	return v >= 1 && v <= 30 ? (uint32_t)v : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
@@ -129,6 +142,9 @@ int main(int argc, char **argv)
 
 	char instance[64];
 	snprintf(instance, sizeof instance, "gw_peer %s pid %ld", mode, (long)getpid());
+	/* QIAO_TIME_SCALE as in tests/check.h check_ms() (runs under valgrind) */
+	const char *ts = getenv("QIAO_TIME_SCALE");
+	int scale = ts && atoi(ts) >= 1 && atoi(ts) <= 100 ? atoi(ts) : 1;
 	struct qiao_adapter_opts o = {
 		.endpoint = argv[1],
 		.key_file = argv[2],
@@ -138,7 +154,7 @@ int main(int argc, char **argv)
 		.handler_threads = 4,
 		.reconnect_min_ms = 50,
 		.reconnect_max_ms = 300,
-		.hello_timeout_ms = 1000,
+		.hello_timeout_ms = 1000 * (uint32_t)scale * s_hello_factor(),
 		.drain_ms = 500,
 		.log_level = QIAO_LOG_WARN,
 	};
@@ -153,7 +169,7 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = qiao_adapter_start(a);
 	if (rc == 0)
-		rc = qiao_adapter_wait_connected(a, 10000);
+		rc = qiao_adapter_wait_connected(a, 10000 * scale);
 	if (rc != 0) {
 		fprintf(stderr, "gw_peer: not connected: %s\n", qiao_strerror(rc));
 		qiao_adapter_destroy(&a);

@@ -265,7 +265,7 @@ static void s_write_config(void)
 	snprintf(t, sizeof t,
 		 "gateway: { member = \"" GWM "\"; key_file = \"%s\"; listen = [ \"%s\" ];\n"
 		 "  store = \"store\"; admin_socket = \"admin.sock\"; };\n"
-		 "limits: { heartbeat_ms = 200; heartbeat_liveness = 3; };\n"
+		 "limits: { heartbeat_ms = %d; heartbeat_liveness = 3; };\n"
 		 "cache: { licence_fresh_ms = 1500; stale_max_ms = 60000; subscribers = [ \"" SUB "\" ]; };\n"
 		 "members = (\n"
 		 "  { id = \"" ISSUER "\"; name = \"登记中心\"; curve_public = \"%s\"; sign_public = \"%s\";\n"
@@ -280,8 +280,9 @@ static void s_write_config(void)
 		 "  { consumer = \"" BANK_B "\"; service = \"" ISSUER "/licence-by-id.v1\"; class = \"unconditional\";\n"
 		 "    serve_stale = true; }\n"
 		 ");\n",
-		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, h_m[M_PRV].curve_b64, h_m[M_PRV].sign_b64,
-		 h_m[M_BANK_B].curve_b64, h_m[M_BANK_B].sign_b64, h_m[M_BANK_A].curve_b64, h_m[M_BANK_A].sign_b64);
+		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, check_ms(200), h_m[M_PRV].curve_b64,
+		 h_m[M_PRV].sign_b64, h_m[M_BANK_B].curve_b64, h_m[M_BANK_B].sign_b64, h_m[M_BANK_A].curve_b64,
+		 h_m[M_BANK_A].sign_b64);
 	h_write_file(h_conf, t);
 }
 

@@ -496,7 +496,7 @@ static void test_notices(void)
 	CHECK(r.welcome && strcmp(r.welcome->member, BANK_A) == 0 && strcmp(r.welcome->gateway, GWM) == 0);
 	CHECK(r.welcome && r.welcome->gateway_sign_public.len == 32 &&
 	      memcmp(r.welcome->gateway_sign_public.data, h_m[M_GW].k->sign_pk, 32) == 0);
-	CHECK(r.welcome && r.welcome->heartbeat_ms == 200 && r.welcome->liveness == 3 &&
+	CHECK(r.welcome && r.welcome->heartbeat_ms == (uint32_t)check_ms(200) && r.welcome->liveness == 3 &&
 	      r.welcome->max_body == 65536);
 
 	/* Three frames instead of four. */
@@ -722,9 +722,10 @@ static void test_provider_gone(void)
 		bool ok = r->status == 0 && r->kind == QIAO_RESULT_ERROR &&
 			  r->error.code == QIAO__V1__ERROR_CODE__PROVIDER_GONE && strcmp(r->responder, GWM) == 0;
 		CHECK(ok);
-		/* liveness 3 x heartbeat 200 ms after its last message, with slack;
-		 * far before the request's deadline (10 s). */
-		CHECK(after < 1500);
+		/* liveness 3 x heartbeat 200 ms after its last message, with slack
+		 * (both scaled under valgrind: check_ms); far before the request's
+		 * deadline (10 s). */
+		CHECK(after < check_ms(1500));
 		fprintf(stderr, "  provider gone: answered %lld ms after the kill (%lld ms after the call)\n",
 			(long long)after, (long long)(s_col.at[0] - t0));
 		if (!ok)
@@ -742,7 +743,8 @@ static void test_idempotent_retry(void)
 	memset(&second, 0, sizeof second);
 	CHECK(h_peer_start(&first, "idem.v1", "hang") == 0);
 	s_col_reset();
-	struct qiao_call c = h_call(PRV "/idem.v1", "idem", 10000);
+	/* the deadline must outlast starting the second peer (slow under valgrind) */
+	struct qiao_call c = h_call(PRV "/idem.v1", "idem", (uint32_t)check_ms(10000));
 	CHECK_RC(qiao_adapter_call_async(A_B, &c, on_done, NULL, NULL, 0));
 	CHECK(h_peer_wait_got(&first, 1, 5000));
 	CHECK(h_peer_start(&second, "idem.v1", "echo") == 0);

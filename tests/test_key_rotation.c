@@ -56,7 +56,7 @@ static void s_config(const char *path, const struct keyset *prv, const struct ke
 		 "  verify_threads = 2;\n"
 		 "};\n"
 		 "limits: {\n"
-		 "  heartbeat_ms = 200;\n"
+		 "  heartbeat_ms = %d;\n"
 		 "  heartbeat_liveness = 3;\n"
 		 "  idempotent_retries = 2;\n"
 		 "};\n"
@@ -81,8 +81,8 @@ static void s_config(const char *path, const struct keyset *prv, const struct ke
 		 "policy = (\n"
 		 "  { consumer = \"" BANK_B "\"; service = \"" PRV "/" SVC "\"; class = \"unconditional\"; }\n"
 		 ");\n",
-		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, prv->curve, prv->sign, pn, bank->curve,
-		 bank->sign, bn, h_m[M_BANK_A].curve_b64, h_m[M_BANK_A].sign_b64);
+		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, check_ms(200), prv->curve, prv->sign, pn,
+		 bank->curve, bank->sign, bn, h_m[M_BANK_A].curve_b64, h_m[M_BANK_A].sign_b64);
 	h_write_file(path, t);
 }
 

@@ -208,7 +208,7 @@ static int s_write_config(void)
 		 "# written by test_sql_adapter\n"
 		 "gateway: { member = \"" GWM "\"; key_file = \"%s\"; listen = [ \"%s\" ];\n"
 		 "  store = \"store\"; admin_socket = \"admin.sock\"; verify_threads = 2; };\n"
-		 "limits: { heartbeat_ms = 200; heartbeat_liveness = 3; clock_skew_ms = 30000; };\n"
+		 "limits: { heartbeat_ms = %d; heartbeat_liveness = 3; clock_skew_ms = 30000; };\n"
 		 "audit: { checkpoint_ms = 100; };\n"
 		 "members = (\n"
 		 "  { id = \"" PRV "\"; name = \"鄂尔多斯市不动产登记中心\"; curve_public = \"%s\"; sign_public = \"%s\"; },\n"
@@ -217,9 +217,9 @@ static int s_write_config(void)
 		 "  { id = \"" HOUSING "\"; name = \"鄂尔多斯市住房和城乡建设局\"; curve_public = \"%s\"; sign_public = \"%s\"; },\n"
 		 "  { id = \"" GJJ "\"; name = \"鄂尔多斯市住房公积金中心\"; curve_public = \"%s\"; sign_public = \"%s\";\n"
 		 "    services = (\n",
-		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, h_m[M_PRV].curve_b64, h_m[M_PRV].sign_b64,
-		 h_m[M_BANK_B].curve_b64, h_m[M_BANK_B].sign_b64, h_m[M_BANK_A].curve_b64, h_m[M_BANK_A].sign_b64,
-		 hc, hs, gc, gs);
+		 strrchr(h_m[M_GW].key_path, '/') + 1, h_endpoint, check_ms(200), h_m[M_PRV].curve_b64,
+		 h_m[M_PRV].sign_b64, h_m[M_BANK_B].curve_b64, h_m[M_BANK_B].sign_b64, h_m[M_BANK_A].curve_b64,
+		 h_m[M_BANK_A].sign_b64, hc, hs, gc, gs);
 	char *t = s_cat(NULL, head);
 	t = s_cat(t, svc);
 	snprintf(head, sizeof head,

@@ -89,7 +89,8 @@ H_FN json_t *wf_ctl(json_t *req)
 	json_t *out = NULL;
 	/* the engine's socket appears a moment after the gateway's admin socket */
 	int rc = -1;
-	for (int i = 0; fd >= 0 && i < 100 && (rc = connect(fd, (struct sockaddr *)&sa, sizeof sa)) != 0; i++) {
+	for (int i = 0; fd >= 0 && i < check_ms(100) && (rc = connect(fd, (struct sockaddr *)&sa, sizeof sa)) != 0;
+	     i++) {
 		if (errno != ENOENT && errno != ECONNREFUSED)
 			break;
 		h_sleep_ms(50);
@@ -200,7 +201,7 @@ H_FN bool wf_final(const char *state)
 /* Poll until the case is final (or ms pass): the case record or NULL. */
 H_FN json_t *wf_wait(const char *id, int ms)
 {
-	int64_t until = h_now() + ms;
+	int64_t until = h_now() + check_ms(ms);
 	while (h_now() < until) {
 		json_t *c = wf_status(id);
 		if (c && wf_final(wf_s(c, "state")))
