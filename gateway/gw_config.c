@@ -812,7 +812,7 @@ static int s_load_gateway(struct s_ld *ld, const config_setting_t *root)
 	const char *v;
 	TRY(s_get_group(ld, root, "gateway", 1, &g));
 	static const char *const known[] = {"member", "key_file", "listen", "store",
-					    "admin_socket", "verify_threads", NULL};
+					    "admin_socket", "verify_threads", "store_max_map_size", NULL};
 	TRY(s_known_keys(ld, g, "gateway", known));
 
 	TRY(s_get_string(ld, g, "gateway", "member", 1, &v, &at));
@@ -874,6 +874,12 @@ static int s_load_gateway(struct s_ld *ld, const config_setting_t *root)
 	long long vt = 2;
 	TRY(s_get_int(ld, g, "gateway", "verify_threads", 1, 64, &vt, NULL));
 	gw->verify_threads = (unsigned)vt;
+	/* 1 MiB: below that the store's deletion reserve (256 KiB at least)
+	 * and the tables' root pages leave little for entries; 1 TiB: more
+	 * than any one machine of a 盟市 deployment will map */
+	long long mm = 0;
+	TRY(s_get_int(ld, g, "gateway", "store_max_map_size", 1048576, 1099511627776LL, &mm, NULL));
+	gw->store_max_map_size = (size_t)mm;
 	return 0;
 }
 

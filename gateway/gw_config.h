@@ -67,6 +67,8 @@ struct gw_gateway {
 	const char *store;         /* LMDB store directory */
 	const char *admin_socket;  /* unix socket of `qiao status` */
 	unsigned verify_threads;   /* signature verification threads, 1..64 */
+	size_t store_max_map_size; /* the store's growth limit in bytes; 0: the
+				    * store's default (qiao_store.h, 16 GiB) */
 };
 
 /* Section limits { }; every key optional.  gw_limits_default() gives the

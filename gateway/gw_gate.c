@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -52,7 +53,13 @@
 #define READY_MAX_SERVICES 64
 #define REPLAY_TYPE 0x5250  /* record type of table "replay" ("RP") */
 #define SWEEP_EVERY_MS 10000
+/* retry_after_ms of an UNAVAILABLE for a store that cannot write: a full
+ * store or disk needs the operator, so not the usual 1 s */
+#define STORE_RETRY_MS 5000
+/* /healthz stays 503 this long after a failed commit (s_met_publish) */
+#define STORE_HEALTH_HOLD_MS 5000
 #define ADMIN_MAX 1048576
+#define ADMIN_SEND_MS 250 /* at most this long writing one status document (s_on_admin) */
 
 /* Names of the services the gateway answers itself (discovery). */
 #define SVC_LIST "list-services.v1"
@@ -113,6 +120,7 @@ struct conn {
 	int dead;                     /* a send found it gone: dropped by the timers */
 	uint32_t cap;                 /* requests routed to it at once */
 	uint32_t inflight;            /* routed to it, not yet answered */
+	uint32_t verifying;           /* its envelopes with the verify threads (s_on_envelope) */
 	uint64_t served;
 	int64_t last_recv, last_send; /* monotonic ms */
 	int64_t since_ms;             /* wall clock, connected */
@@ -201,6 +209,7 @@ struct job {
 	int stale_ok;                 /* the request allows a stale copy and a rule grants it */
 	int has_purpose;              /* the lookup states a purpose (申请事由) */
 	int64_t t0_us;                /* monotonic µs, created: request latency (gw_metrics) */
+	int threaded;                 /* verified on a verify thread (counted in g->verifying) */
 };
 
 enum { C_NONE = 0, C_LIC_PUT, C_LIC_REFRESH, C_CRED_PUT, C_PUBLISH, C_CURSOR };
@@ -245,6 +254,7 @@ struct counters {
 	uint64_t refused[32];         /* by ErrorCode */
 	uint64_t notices, zap_ok, zap_refused, timeouts, provider_gone, retries;
 	uint64_t bad_signatures, replays, dropped_sends, late_answers, reloads, reload_failures;
+	uint64_t conn_busy;           /* envelopes refused: their connection had too many being verified */
 	uint64_t commit_failures, audit_entries, audit_failures, zap_unaudited;
 	uint64_t cache_hits, cache_misses, cache_stale, cache_refused, cache_invalidations, notify_sent, notify_acked;
 };
@@ -278,6 +288,8 @@ struct gw_gate {
 	pthread_t *vthreads;
 	unsigned nvthreads;
 	atomic_uint vqueued;
+	unsigned verifying;           /* jobs handed to the verify threads, not back yet */
+	int burst_first;              /* the message in hand is the first of its zmq_poll wake-up */
 	unsigned outstanding;         /* jobs handed to verify or commit */
 	gw_map_t *conns;              /* rid -> conn */
 	struct conn *conn_list;
@@ -296,6 +308,9 @@ struct gw_gate {
 	gw_metrics_t *met;
 	int64_t next_met;             /* monotonic ms */
 	int commit_rc;                /* of the most recent durable commit (a replay is not a failure) */
+	uint64_t commits_failing;     /* failed commits since the last one that wrote */
+	int64_t commit_failed_mono;   /* s_mono_ms() of the latest failed commit; 0: none */
+	int commit_failed_rc;         /* ... and its code */
 	uint64_t met_ck_size;         /* tree size of the latest checkpoint seen */
 	int64_t uncovered_since;      /* monotonic ms: entries uncovered since, 0 none */
 };
@@ -1260,18 +1275,49 @@ static qiao_envelope_t *s_gateway_service(gw_gate_t *g, const qiao_envelope_t *r
 
 /* ---- replay window --------------------------------------------------------- */
 
-/* 1 when the message id was seen (accepted before, durable or not). */
-static int s_replay_seen(gw_gate_t *g, const uint8_t *id)
+/*
+ * The replay record's key: the message's signed time_ms (big-endian), then
+ * its id.  Keyed by the id alone, every record landed on a random leaf of
+ * the table, so each group commit rewrote one leaf (and its branch path)
+ * per message; in time order they are appended at the right edge, a few
+ * pages per commit whatever its size.  A replay is a resend of the same
+ * signed header, so it carries the same time_ms and finds the same key;
+ * a message whose time_ms is outside clock_skew_ms is refused before this
+ * check anyway.  (An id reused by its sender in a new message with a new
+ * time is refused while the first is in flight, by `recent`, not later.)
+ */
+#define REPLAY_KEY_LEN (8 + QIAO_MSGID_LEN)
+
+static void s_replay_key(const Qiao__V1__Header *h, uint8_t key[REPLAY_KEY_LEN])
 {
+	uint64_t t = (uint64_t)h->time_ms;
+	for (int i = 0; i < 8; i++)
+		key[i] = (uint8_t)(t >> (56 - 8 * i));
+	memcpy(key + 8, h->message_id.data, QIAO_MSGID_LEN);
+}
+
+/* 1 when the message was seen (accepted before, durable or not). */
+static int s_replay_seen(gw_gate_t *g, const Qiao__V1__Header *h)
+{
+	const uint8_t *id = h->message_id.data;
 	if (gw_map_get(g->recent, id, QIAO_MSGID_LEN))
 		return 1;
 	qiao_txn_t *t = NULL;
 	if (qiao_txn_begin(g->st, 0, &t) != 0)
 		return 0; /* the commit of the record will fail on a duplicate anyway */
+	uint8_t key[REPLAY_KEY_LEN];
+	s_replay_key(h, key);
 	void *v = NULL;
 	size_t vl = 0;
-	int rc = qiao_store_get(t, g->replay_tbl, id, QIAO_MSGID_LEN, &v, &vl, NULL);
+	int rc = qiao_store_get(t, g->replay_tbl, key, sizeof key, &v, &vl, NULL);
 	free(v);
+	/* records of a store written before the time-ordered key: the id
+	 * alone (gone once replay_window_ms has passed since the upgrade) */
+	if (rc != 0) {
+		v = NULL;
+		rc = qiao_store_get(t, g->replay_tbl, id, QIAO_MSGID_LEN, &v, &vl, NULL);
+		free(v);
+	}
 	qiao_txn_abort(&t);
 	return rc == 0;
 }
@@ -1360,9 +1406,9 @@ static int s_job_apply(qiao_txn_t *txn, void *arg)
 {
 	struct job *j = arg;
 	if (j->replay) {
-		uint8_t v = 1;
-		int rc = qiao_store_insert(txn, j->replay_tbl, j->env->hdr->message_id.data, QIAO_MSGID_LEN, &v, 1,
-					   j->expires_ms);
+		uint8_t v = 1, key[REPLAY_KEY_LEN];
+		s_replay_key(j->env->hdr, key);
+		int rc = qiao_store_insert(txn, j->replay_tbl, key, sizeof key, &v, 1, j->expires_ms);
 		if (rc != 0)
 			return rc;
 	}
@@ -1412,6 +1458,12 @@ static void s_commit(gw_gate_t *g, struct job *j)
 {
 	const struct gw_limits *lim = gw_config_limits(g->cfg);
 	j->expires_ms = qiao_now_ms() + lim->replay_window_ms;
+	/* the id must outlive the envelope's acceptance: s_on_envelope takes
+	 * time_ms up to time_ms + clock_skew_ms inclusive, and a record is
+	 * gone at its expiry itself; replay_window_ms >= 2 x clock_skew_ms
+	 * leaves exactly that millisecond open otherwise */
+	if (j->replay && j->env && j->env->hdr->time_ms + lim->clock_skew_ms >= j->expires_ms)
+		j->expires_ms = j->env->hdr->time_ms + lim->clock_skew_ms + 1;
 	j->replay_tbl = g->replay_tbl;
 	j->audit = g->audit;
 	j->cache = g->cache;
@@ -1500,6 +1552,20 @@ static void s_refuse_unopened(gw_gate_t *g, struct conn *c, const struct qiao_fr
 	s_notice(g, c->rid, c->rid_len, code, "message refused: %s", why);
 }
 
+/* Check the job's signature (with the member's next key during a
+ * rotation); on a verify thread or, at light load, on the reactor. */
+static void s_verify_job(struct job *j)
+{
+	j->rc = qiao_envelope_verify(j->env, j->pk);
+	if (j->rc != 0 && j->has_pk2 && qiao_envelope_verify(j->env, j->pk2) == 0) {
+		j->rc = 0;
+		memcpy(j->pk, j->pk2, 32); /* the key that verified */
+	}
+	j->stage = ST_VERIFIED;
+}
+
+static void s_on_job(gw_gate_t *g, struct job *j);
+
 static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame *f, size_t n)
 {
 	const struct gw_limits *lim = gw_config_limits(g->cfg);
@@ -1535,15 +1601,19 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 	if (skew > lim->clock_skew_ms || -skew > lim->clock_skew_ms) {
 		if (is_req)
 			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__STALE_TIME, "time_ms", NULL,
-				0, "time_ms is %" PRId64 " ms from the gateway's clock (allowed %" PRId64 ")", skew,
-				lim->clock_skew_ms);
+				0,
+				"clock skew: time_ms is %+" PRId64 " ms from the gateway's clock, beyond the %" PRId64
+				" ms allowed (limits.clock_skew_ms); check the sender's clock (NTP)",
+				skew, lim->clock_skew_ms);
 		else
 			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__STALE_TIME,
-				 "answer refused: time_ms is %" PRId64 " ms from the gateway's clock", skew);
+				 "answer refused: clock skew: time_ms is %+" PRId64 " ms from the gateway's clock, "
+				 "beyond the %" PRId64 " ms allowed",
+				 skew, lim->clock_skew_ms);
 		qiao_envelope_destroy(&env);
 		return;
 	}
-	if (s_replay_seen(g, h->message_id.data)) {
+	if (s_replay_seen(g, h)) {
 		g->c.replays++;
 		if (is_req)
 			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__REPLAY, "message_id", NULL,
@@ -1557,6 +1627,25 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 		if (is_req)
 			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
 				"the gateway is at its limit of %u messages in progress", lim->max_pending);
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	/* One connection may not fill the verify queue: it is first come,
+	 * first served, so everybody else's envelopes would wait behind its
+	 * backlog, and a flood of bad signatures (an id is remembered only
+	 * once its signature verified, so one envelope can be sent again and
+	 * again, each a verification) would starve every other member.  A
+	 * well-behaved adapter has at most max_inflight_per_member requests
+	 * and as many answers in progress. */
+	if (c->verifying >= 2 * lim->max_inflight_per_member) {
+		g->c.conn_busy++;
+		if (is_req)
+			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
+				"%u envelopes of this connection are being verified (at most %u at once)", c->verifying,
+				2 * lim->max_inflight_per_member);
+		else
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__BUSY,
+				 "answer refused: %u envelopes of this connection are being verified", c->verifying);
 		qiao_envelope_destroy(&env);
 		return;
 	}
@@ -1584,6 +1673,19 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 	}
 	j->stage = ST_VERIFY;
 	g->outstanding++;
+	/* Light load (the verify threads have nothing, and this is the first
+	 * message of its wake-up): verify here.  Handing the job to a verify
+	 * thread and back costs two thread wake-ups, about as long as the
+	 * verification itself; under load the threads take every message
+	 * but the first of each burst, so the reactor keeps routing. */
+	if (g->verifying == 0 && g->burst_first) {
+		s_verify_job(j);
+		s_on_job(g, j);
+		return;
+	}
+	j->threaded = 1;
+	g->verifying++;
+	c->verifying++;
 	atomic_fetch_add(&g->vqueued, 1);
 	gw_mbox_post(g->vq, &j->link);
 }
@@ -2384,6 +2486,19 @@ static void s_answer_committed(gw_gate_t *g, struct job *j)
 	s_job_free(j);
 }
 
+/* What a requester is told when the store cannot write (docs/protocol.md,
+ * UNAVAILABLE): which of the operator's problems it is, without detail. */
+static const char *s_store_why(int rc)
+{
+	if (rc == QIAO_ESTOREFULL)
+		return "the gateway's store is full";
+	if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG)
+		return "the gateway's disk is full";
+	if (rc == QIAO_ESTOREBUSY)
+		return "the gateway's store is overloaded";
+	return "the gateway's store cannot be written";
+}
+
 /* A job's commit failed: the message id was seen (replay), or the store
  * cannot write.  Nothing of it is durable. */
 static void s_commit_failed(gw_gate_t *g, struct job *j)
@@ -2416,10 +2531,10 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 		/* the store is failing: answer without an audit entry */
 		if (j->kind == K_REQUEST)
 			s_met_answered(g, j->env->hdr->service, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL);
-		char why[200];
+		char why[200], msg[200];
+		snprintf(msg, sizeof msg, "%s: the gateway cannot record the request durably", s_store_why(j->rc));
 		qiao_envelope_t *out = s_seal_error(g, j->env, j->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
-						    1000, "the gateway cannot record the request durably", why,
-						    sizeof why);
+						    STORE_RETRY_MS, msg, why, sizeof why);
 		if (out) {
 			struct qiao_frame f[4];
 			qiao_envelope_frames(out, f);
@@ -2439,12 +2554,13 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 				"the provider's answer reused a message id and was refused");
 		} else {
 			s_met_answered(g, p->service, QIAO__V1__ERROR_CODE__UNAVAILABLE, p);
-			char why[200];
+			char why[200], msg[240];
+			snprintf(msg, sizeof msg,
+				 "%s: the provider answered, but the gateway cannot record the answer durably, so it "
+				 "is withheld",
+				 s_store_why(j->rc));
 			qiao_envelope_t *out = s_seal_error(g, p->req, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL,
-							    NULL, 1000,
-							    "the provider answered, but the gateway cannot record the "
-							    "answer durably, so it is withheld",
-							    why, sizeof why);
+							    NULL, STORE_RETRY_MS, msg, why, sizeof why);
 			if (out) {
 				struct qiao_frame f[4];
 				qiao_envelope_frames(out, f);
@@ -2469,11 +2585,54 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 	s_job_free(j);
 }
 
+/* What the operator does about a failing store (docs/operations.md). */
+static const char *s_store_hint(int rc)
+{
+	if (rc == QIAO_ESTOREFULL)
+		return "raise gateway.store_max_map_size and restart";
+	if (rc == -ENOSPC || rc == -EDQUOT)
+		return "free disk space under the store; commits resume by themselves";
+	if (rc == -EFBIG)
+		return "raise the file-size limit (LimitFSIZE=) and restart";
+	return "check the disk (dmesg) and the store (qiao store info)";
+}
+
+/* The health verdict's "last commit" (s_met_publish): a replay is not a
+ * failure, and a job that writes nothing (a checkpoint with nothing new to
+ * cover commits an empty transaction even in a full store) is no sign of
+ * recovery.  The change between writing and failing is logged once each
+ * way; every failed job is also logged by s_commit_failed. */
+static void s_commit_outcome(gw_gate_t *g, struct job *j)
+{
+	if (j->rc == QIAO_EEXIST || (j->rc == 0 && !j->nev && !j->replay && !j->cache_op))
+		return;
+	if (j->rc != 0 && g->commits_failing++ == 0)
+		log_error("store.write_failing store=%s reason=\"%s\" hint=\"%s\"", gw_config_gateway(g->cfg)->store,
+			  qiao_strerror(j->rc), s_store_hint(j->rc));
+	if (j->rc != 0) {
+		g->commit_failed_mono = s_mono_ms();
+		g->commit_failed_rc = j->rc;
+	}
+	if (j->rc == 0 && g->commits_failing) {
+		log_info("store.write_recovered store=%s failed_commits=%" PRIu64, gw_config_gateway(g->cfg)->store,
+			 g->commits_failing);
+		g->commits_failing = 0;
+	}
+	g->commit_rc = j->rc;
+}
+
 /* A job came back from a verify thread or the writer. */
 static void s_on_job(gw_gate_t *g, struct job *j)
 {
 	g->outstanding--;
 	if (j->stage == ST_VERIFIED) {
+		if (j->threaded) {
+			j->threaded = 0;
+			g->verifying--;
+			struct conn *vc = gw_map_get(g->conns, j->rid, j->rid_len);
+			if (vc && vc->verifying)
+				vc->verifying--;
+		}
 		const Qiao__V1__Header *h = j->env->hdr;
 		int is_req = h->kind == QIAO__V1__MESSAGE_KIND__REQUEST || h->kind == QIAO__V1__MESSAGE_KIND__EVENT;
 		if (j->rc == 0) {
@@ -2509,8 +2668,7 @@ static void s_on_job(gw_gate_t *g, struct job *j)
 	/* ST_COMMITTED */
 	if (j->replay)
 		gw_map_del(g->recent, j->env->hdr->message_id.data, QIAO_MSGID_LEN);
-	if (j->rc != QIAO_EEXIST)
-		g->commit_rc = j->rc;
+	s_commit_outcome(g, j);
 	if (j->rc != 0) {
 		s_commit_failed(g, j);
 		return;
@@ -2557,12 +2715,7 @@ static void *s_verify_main(void *arg)
 	while ((it = gw_mbox_wait(g->vq)) != NULL) {
 		struct job *j = (struct job *)it;
 		atomic_fetch_sub(&g->vqueued, 1);
-		j->rc = qiao_envelope_verify(j->env, j->pk);
-		if (j->rc != 0 && j->has_pk2 && qiao_envelope_verify(j->env, j->pk2) == 0) {
-			j->rc = 0;
-			memcpy(j->pk, j->pk2, 32); /* the key that verified */
-		}
-		j->stage = ST_VERIFIED;
+		s_verify_job(j);
 		gw_mbox_post(g->rq, &j->link);
 	}
 	return NULL;
@@ -2817,7 +2970,9 @@ static void s_on_router(gw_gate_t *g)
 		}
 		switch (cmd) {
 		case QIAO_CMD_ENVELOPE:
+			g->burst_first = burst == 0;
 			s_on_envelope(g, c, f, nf);
+			g->burst_first = 0;
 			break;
 		case QIAO_CMD_READY:
 			s_on_ready(g, c, f, nf);
@@ -2972,6 +3127,7 @@ static json_t *s_status_json(gw_gate_t *g)
 	CNT(provider_gone);
 	CNT(retries);
 	CNT(bad_signatures);
+	CNT(conn_busy);
 	CNT(replays);
 	CNT(dropped_sends);
 	CNT(late_answers);
@@ -3001,18 +3157,26 @@ static void s_on_admin(gw_gate_t *g)
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text) {
-		/* the status is small; a client that does not read gets a cut
-		 * document rather than stalling the reactor */
+		/* with many connections the status outgrows the socket buffer
+		 * (about 300 bytes per connection: 1,000 adapters are more than
+		 * the usual 208 KiB), so wait for the client to read, but at most
+		 * ADMIN_SEND_MS in all: one that does not read gets a cut document
+		 * rather than stalling the reactor */
 		size_t len = strlen(text), off = 0;
-		int spins = 0;
-		while (off < len && spins < 100) {
+		int64_t until = s_mono_ms() + ADMIN_SEND_MS;
+		while (off < len) {
 			ssize_t w = send(fd, text + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (w > 0)
+			if (w > 0) {
 				off += (size_t)w;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR)
+				continue;
+			}
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
 				break;
-			else
-				spins++;
+			int64_t left = until - s_mono_ms();
+			if (left <= 0)
+				break;
+			struct pollfd pf = {fd, POLLOUT, 0};
+			(void)poll(&pf, 1, (int)left);
 		}
 		(void)send(fd, "\n", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		free(text);
@@ -3091,6 +3255,13 @@ static void s_met_publish(gw_gate_t *g)
 		snprintf(reason, sizeof reason, "the audit log cannot be read: %s", qiao_strerror(rc));
 	else if (g->commit_rc != 0)
 		snprintf(reason, sizeof reason, "the last audit commit failed: %s", qiao_strerror(g->commit_rc));
+	else if (g->commit_failed_mono && mono - g->commit_failed_mono < STORE_HEALTH_HOLD_MS)
+		/* a nearly full store or disk lets small commits through between
+		 * failing ones: not healthy until commits stopped failing */
+		snprintf(reason, sizeof reason,
+			 "the last audit commit failed %" PRId64 " ms ago: %s; later ones succeeded (healthy again %d s "
+			 "after the last failure)",
+			 mono - g->commit_failed_mono, qiao_strerror(g->commit_failed_rc), STORE_HEALTH_HOLD_MS / 1000);
 	else if (g->uncovered_since && mono - g->uncovered_since > overdue)
 		snprintf(reason, sizeof reason,
 			 "checkpoint overdue: %" PRIu64 " audit entries uncovered for %" PRId64
@@ -3293,7 +3464,8 @@ int gw_gate_new(struct gw_config **cfgp, gw_gate_t **out, char *err, size_t errl
 			 gw->member);
 		goto fail;
 	}
-	rc = qiao_store_open(&g->st, gw->store, NULL);
+	struct qiao_store_opts so = {.max_map_size = gw->store_max_map_size}; /* 0: the default */
+	rc = qiao_store_open(&g->st, gw->store, &so);
 	if (rc != 0) {
 		snprintf(err, errlen, "store %s: %s", gw->store, qiao_store_last_error());
 		goto fail;

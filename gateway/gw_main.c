@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "gw_config.h"
@@ -36,6 +37,22 @@ static void s_on_signal(int sig)
 		s_reload = 1;
 	else
 		s_stop = 1;
+}
+
+/* Every adapter connection is a TCP socket: the usual soft limit of 1024
+ * descriptors would refuse connections (libzmq logs nothing useful then)
+ * long before memory runs out.  Raise the soft limit to the hard one; the
+ * operator sets the hard limit (systemd LimitNOFILE=). */
+static void s_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("gateway.nofile_limit soft=%llu hard=%llu reason=\"%s\"", (unsigned long long)was,
+			 (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
 static void s_usage(FILE *out)
@@ -139,6 +156,11 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Under a file-size limit (RLIMIT_FSIZE, systemd LimitFSIZE=) a write
+	 * past it must fail with EFBIG, a failed commit answered UNAVAILABLE,
+	 * instead of the default action killing the gateway mid-commit. */
+	signal(SIGXFSZ, SIG_IGN);
+	s_raise_nofile();
 
 	gw_gate_t *g = NULL;
 	rc = gw_gate_new(&cfg, &g, err, sizeof err);

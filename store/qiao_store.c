@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -501,6 +503,44 @@ int qs_txn_begin(qiao_store_t *st, int write, qiao_txn_t **out)
 	return 0;
 }
 
+/*
+ * A failed write commit.  LMDB reports a short write as EIO ("short write,
+ * filesystem full?"), and a write ends short exactly when the filesystem or
+ * the process's file-size limit ran out: tell those apart from a real I/O
+ * error, so that the caller (the gateway's health check, its answers) can
+ * say "disk full" (-ENOSPC) or "file-size limit" (-EFBIG).  Nothing of the
+ * transaction is durable either way, and the next commit works once there
+ * is room again: the meta page was not written.
+ */
+static int s_commit_err(qiao_store_t *st, int mrc)
+{
+	mdb_filehandle_t fd;
+	struct stat sb;
+	struct statvfs vs;
+	struct rlimit rl;
+
+	if ((mrc != EIO && mrc != ENOSPC && mrc != EFBIG) || mdb_env_get_fd(st->env, &fd) != 0 ||
+	    fstat(fd, &sb) != 0)
+		return qs_mdb_err(mrc, "committing a transaction");
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (uint64_t)sb.st_size + MIB > (uint64_t)rl.rlim_cur)
+		return qs_fail(-EFBIG,
+			       "store %s: committing a transaction: the data file (%lld KiB) reached the file-size "
+			       "limit (RLIMIT_FSIZE %llu KiB); nothing of it was written (%s)",
+			       st->dir, (long long)sb.st_size / 1024, (unsigned long long)rl.rlim_cur / 1024,
+			       mdb_strerror(mrc));
+	/* free space as an unprivileged writer sees it: root may still dig
+	 * into the reserved blocks, but then the disk is as good as full */
+	int vok = fstatvfs(fd, &vs) == 0;
+	uint64_t avail = vok ? (uint64_t)vs.f_bavail * vs.f_frsize : 0;
+	if (mrc == ENOSPC || (vok && avail < MIB))
+		return qs_fail(-ENOSPC,
+			       "store %s: committing a transaction: the disk is full (%llu KiB free); nothing of it "
+			       "was written (%s)",
+			       st->dir, (unsigned long long)avail / 1024, mdb_strerror(mrc));
+	return qs_mdb_err(mrc, "committing a transaction");
+}
+
 int qs_txn_end(qiao_txn_t *t, int commit)
 {
 	qiao_store_t *st = t->st;
@@ -513,7 +553,7 @@ int qs_txn_end(qiao_txn_t *t, int commit)
 		if (mrc == MDB_MAP_FULL)
 			full = 1;
 		else if (mrc)
-			rc = qs_mdb_err(mrc, "committing a transaction");
+			rc = write ? s_commit_err(st, mrc) : qs_mdb_err(mrc, "committing a transaction");
 		else
 			over = write && st->map_size > st->max_map;
 	} else {
