@@ -450,9 +450,11 @@ static void test_requote(void)
 		d_reset_dept(i);
 	for (int i = 0; i < D_N; i++)
 		CHECK(d_start_dept(i) == 0);
-	time_t now = time(NULL);
+	/* the departments' "today" is China Standard Time (adapters/dept/dept.h),
+	 * whatever this machine's zone: UTC+8 */
+	time_t now = time(NULL) + 8 * 3600;
 	struct tm tm;
-	localtime_r(&now, &tm);
+	gmtime_r(&now, &tm);
 	char today[16];
 	strftime(today, sizeof today, "%Y-%m-%d", &tm);
 	json_t *in = wf_input("HT-2026-DYGH-0006");

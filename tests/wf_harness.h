@@ -140,13 +140,15 @@ static json_t *wf_party(const char *name, const char *id)
 /* The demo 带押过户 input; `contract` makes each case's numbers its own. */
 H_FN json_t *wf_input(const char *contract)
 {
-	time_t t = time(NULL);
+	/* dates as the departments see them: China Standard Time (UTC+8,
+	 * adapters/dept/dept.h), whatever this machine's zone */
+	time_t t = time(NULL) + 8 * 3600;
 	struct tm tm;
-	localtime_r(&t, &tm);
+	gmtime_r(&t, &tm);
 	char today[16], payoff[16];
 	strftime(today, sizeof today, "%Y-%m-%d", &tm);
 	t += 7 * 86400;
-	localtime_r(&t, &tm);
+	gmtime_r(&t, &tm);
 	strftime(payoff, sizeof payoff, "%Y-%m-%d", &tm);
 	json_t *in = json_pack(
 		"{s:s, s:s, s:[o], s:[o], s:I, s:s, s:s, s:s, s:s, s:I, s:i, s:s, "
