@@ -96,17 +96,7 @@ static double s_cpu(pid_t pid)
  * write_bytes); -1 when unreadable. */
 static double s_wbytes(pid_t pid)
 {
-	char path[64], line[128];
-	snprintf(path, sizeof path, "/proc/%ld/io", (long)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	double v = -1;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "write_bytes:", 12) == 0)
-			v = strtod(line + 12, NULL);
-	fclose(f);
-	return v;
+	return (double)h_proc_field(pid, "io", "write_bytes");
 }
 
 /* Latencies collected by a run (ms). */
@@ -584,20 +574,9 @@ static int s_call(qiao_adapter_t *a, int64_t t0)
 static int s_gw_counts(uint64_t *commits, uint64_t *entries)
 {
 	*commits = *entries = 0;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = h_unix_connect(h_admin);
 	if (s < 0)
 		return -1;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t pl = strlen(h_admin);
-	if (pl >= sizeof sa.sun_path) {
-		close(s);
-		return -1;
-	}
-	memcpy(sa.sun_path, h_admin, pl + 1);
-	if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(s);
-		return -1;
-	}
 	size_t cap = 1 << 20, n = 0;
 	char *buf = malloc(cap);
 	ssize_t r;
@@ -654,6 +633,21 @@ static void s_gw_end(struct res *r, int64_t t0, uint64_t c0, uint64_t e0)
 	s_percentiles(r);
 }
 
+/* One call scheduled at `at` (in flight from now on); one that cannot
+ * start counts as failed. */
+static void s_start(qiao_adapter_t *a, int64_t at)
+{
+	pthread_mutex_lock(&B.mu);
+	B.inflight++;
+	pthread_mutex_unlock(&B.mu);
+	if (s_call(a, at) != 0) {
+		pthread_mutex_lock(&B.mu);
+		B.inflight--;
+		B.failed++;
+		pthread_mutex_unlock(&B.mu);
+	}
+}
+
 /* Closed loop: `window` calls in flight, a new one as each completes. */
 static struct res s_gw_run(qiao_adapter_t *a, int window, int seconds)
 {
@@ -665,14 +659,8 @@ static struct res s_gw_run(qiao_adapter_t *a, int window, int seconds)
 		pthread_mutex_lock(&B.mu);
 		while (B.inflight >= window)
 			pthread_cond_wait(&B.cv, &B.mu);
-		B.inflight++;
 		pthread_mutex_unlock(&B.mu);
-		if (s_call(a, s_ns()) != 0) {
-			pthread_mutex_lock(&B.mu);
-			B.inflight--;
-			B.failed++;
-			pthread_mutex_unlock(&B.mu);
-		}
+		s_start(a, s_ns());
 	}
 	s_gw_end(&r, t0, c0, e0);
 	return r;
@@ -692,15 +680,7 @@ static struct res s_gw_paced(qiao_adapter_t *a, int rate, int seconds)
 		struct timespec ts = {.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
-		pthread_mutex_lock(&B.mu);
-		B.inflight++;
-		pthread_mutex_unlock(&B.mu);
-		if (s_call(a, at) != 0) {
-			pthread_mutex_lock(&B.mu);
-			B.inflight--;
-			B.failed++;
-			pthread_mutex_unlock(&B.mu);
-		}
+		s_start(a, at);
 	}
 	s_gw_end(&r, t0, c0, e0);
 	return r;
@@ -708,28 +688,11 @@ static struct res s_gw_paced(qiao_adapter_t *a, int rate, int seconds)
 
 static qiao_adapter_t *s_adapter(int m, const char *label, uint32_t handler_threads)
 {
-	struct qiao_adapter_opts o = {
-		.endpoint = h_endpoint,
-		.key_file = h_m[m].key_path,
-		.gateway_curve_public = h_m[M_GW].curve_b64,
-		.instance = label,
-		.handler_threads = handler_threads,
-		.max_inflight = 4096,
-		.max_pending_calls = 16384,
-		.reconnect_min_ms = 50,
-		.reconnect_max_ms = 300,
-		.hello_timeout_ms = 1000,
-		.drain_ms = 500,
-		.log = h_log_sink,
-		.log_arg = (void *)label,
-		.log_level = QIAO_LOG_WARN,
-	};
-	qiao_adapter_t *a = NULL;
-	char err[300];
-	int rc = qiao_adapter_new(&o, &a, err, sizeof err);
-	if (rc != 0)
-		fprintf(stderr, "qiao_adapter_new(%s): %s: %s\n", label, qiao_strerror(rc), err);
-	return a;
+	struct qiao_adapter_opts o = h_adapter_opts(m, label, handler_threads);
+	o.max_inflight = 4096;
+	o.max_pending_calls = 16384;
+	o.log_level = QIAO_LOG_WARN;
+	return h_adapter_with(&o);
 }
 
 /* ---- main ---------------------------------------------------------------- */

@@ -52,6 +52,27 @@
 #define STRANGER "11150600MB0E78900J/market" /* keys the gateway does not know */
 #define PERSON "110105198001010016"          /* a valid 居民身份证号码 */
 
+/* The provider's echo service (test.v1.Echo both ways, unconditional) as
+ * h_write_config()'s services text, and a policy that lets `consumer` call
+ * it. */
+#define H_ECHO_SERVICES                                                                   \
+	"      { name = \"echo.v1\"; request = \"test.v1.Echo\"; response = \"test.v1.Echo\";\n" \
+	"        class = \"unconditional\"; }\n"
+#define H_ECHO_POLICY(consumer) \
+	"  { consumer = \"" consumer "\"; service = \"" PRV "/echo.v1\"; class = \"unconditional\"; }\n"
+
+/* The configs' gateway section; its arguments: the key file's name (in
+ * h_dir), the endpoint. */
+#define H_GATEWAY_SECTION_FMT                 \
+	"gateway: {\n"                         \
+	"  member = \"" GWM "\";\n"            \
+	"  key_file = \"%s\";\n"               \
+	"  listen = [ \"%s\" ];\n"             \
+	"  store = \"store\";\n"               \
+	"  admin_socket = \"admin.sock\";\n"   \
+	"  verify_threads = 2;\n"              \
+	"};\n"
+
 enum { M_GW, M_PRV, M_BANK_B, M_BANK_A, M_TAX, M_STRANGER, M_N };
 
 struct h_member {
@@ -374,14 +395,7 @@ H_FN void h_write_config(const char *path, const char *prv_services, const char 
 	char *t = malloc(cap);
 	snprintf(t, cap,
 		 "# written by the gateway integration test\n"
-		 "gateway: {\n"
-		 "  member = \"" GWM "\";\n"
-		 "  key_file = \"%s\";\n"
-		 "  listen = [ \"%s\" ];\n"
-		 "  store = \"store\";\n"
-		 "  admin_socket = \"admin.sock\";\n"
-		 "  verify_threads = 2;\n"
-		 "};\n"
+		 H_GATEWAY_SECTION_FMT
 		 "limits: {\n"
 		 "  heartbeat_ms = %d;\n"
 		 "  heartbeat_liveness = 3;\n"
@@ -419,21 +433,48 @@ H_FN void h_write_config(const char *path, const char *prv_services, const char 
 
 /* ---- the gateway --------------------------------------------------------- */
 
+/* The number after "field:" in /proc/PID/file (status: KiB, io: bytes),
+ * or -1 when it cannot be read. */
+H_FN long long h_proc_field(pid_t pid, const char *file, const char *field)
+{
+	char path[96], line[256];
+	snprintf(path, sizeof path, "/proc/%ld/%s", (long)pid, file);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long long v = -1;
+	size_t fl = strlen(field);
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			v = strtoll(line + fl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* A stream socket connected to the Unix socket `path`, or -1. */
+H_FN int h_unix_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strlen(path);
+	if (n >= sizeof sa.sun_path)
+		return -1;
+	memcpy(sa.sun_path, path, n + 1);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(s);
+		s = -1;
+	}
+	return s;
+}
+
 H_FN bool h_admin_accepts(void)
 {
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return false;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t n = strlen(h_admin);
-	if (n >= sizeof sa.sun_path) {
+	int s = h_unix_connect(h_admin);
+	if (s >= 0)
 		close(s);
-		return false;
-	}
-	memcpy(sa.sun_path, h_admin, n + 1);
-	bool ok = connect(s, (struct sockaddr *)&sa, sizeof sa) == 0;
-	close(s);
-	return ok;
+	return s >= 0;
 }
 
 /* Start `qiao-gateway -d -f h_conf`, log appended to h_log; wait up to 10 s
@@ -625,10 +666,11 @@ static void h_log_sink(void *arg, enum qiao_log_level lvl, const char *msg)
 		fprintf(stderr, "[adapter %s] %d %s\n", (const char *)arg, (int)lvl, msg);
 }
 
-/* An adapter for member m (not started), or NULL. */
-H_FN qiao_adapter_t *h_adapter(int m, const char *label, uint32_t handler_threads)
+/* The harness's adapter options for member m (label: the instance name
+ * and the log prefix, kept by the caller). */
+H_FN struct qiao_adapter_opts h_adapter_opts(int m, const char *label, uint32_t handler_threads)
 {
-	struct qiao_adapter_opts o = {
+	return (struct qiao_adapter_opts){
 		.endpoint = h_endpoint,
 		.key_file = h_m[m].key_path,
 		.gateway_curve_public = h_m[M_GW].curve_b64,
@@ -642,12 +684,24 @@ H_FN qiao_adapter_t *h_adapter(int m, const char *label, uint32_t handler_thread
 		.log_arg = (void *)label,
 		.log_level = getenv("QIAO_TEST_VERBOSE") ? QIAO_LOG_DEBUG : QIAO_LOG_WARN,
 	};
+}
+
+/* An adapter with options o (not started), or NULL (the error shown). */
+H_FN qiao_adapter_t *h_adapter_with(const struct qiao_adapter_opts *o)
+{
 	qiao_adapter_t *a = NULL;
 	char err[300];
-	int rc = qiao_adapter_new(&o, &a, err, sizeof err);
+	int rc = qiao_adapter_new(o, &a, err, sizeof err);
 	if (rc != 0)
-		fprintf(stderr, "qiao_adapter_new(%s): %s: %s\n", label, qiao_strerror(rc), err);
+		fprintf(stderr, "qiao_adapter_new(%s): %s: %s\n", o->instance, qiao_strerror(rc), err);
 	return a;
+}
+
+/* An adapter for member m (not started), or NULL. */
+H_FN qiao_adapter_t *h_adapter(int m, const char *label, uint32_t handler_threads)
+{
+	struct qiao_adapter_opts o = h_adapter_opts(m, label, handler_threads);
+	return h_adapter_with(&o);
 }
 
 H_FN struct qiao_call h_call(const char *service, const char *body, uint32_t timeout_ms)

@@ -90,14 +90,7 @@ H_FN int gm_write_config(const char *limits)
 		return -1;
 	fprintf(f,
 		"# written by tests/gw_many.h\n"
-		"gateway: {\n"
-		"  member = \"" GWM "\";\n"
-		"  key_file = \"%s\";\n"
-		"  listen = [ \"%s\" ];\n"
-		"  store = \"store\";\n"
-		"  admin_socket = \"admin.sock\";\n"
-		"  verify_threads = 2;\n"
-		"};\n"
+		H_GATEWAY_SECTION_FMT
 		"limits: {\n%s};\n"
 		"members = (\n"
 		"  { id = \"" PRV "\"; name = \"provider\";\n"
@@ -129,20 +122,7 @@ H_FN int gm_write_config(const char *limits)
 /* A "VmRSS:"-style field of /proc/PID/status in KiB, or -1. */
 H_FN long gm_proc_kib(pid_t pid, const char *field)
 {
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	long v = -1;
-	size_t fl = strlen(field);
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-			v = strtol(line + fl + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
+	return (long)h_proc_field(pid, "status", field);
 }
 
 /* Open descriptors of a process, or -1. */
@@ -165,20 +145,9 @@ H_FN int gm_proc_fds(pid_t pid)
 /* The gateway's status JSON (docs/protocol.md, admin socket), or NULL. */
 H_FN json_t *gm_status(void)
 {
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = h_unix_connect(h_admin);
 	if (s < 0)
 		return NULL;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t pl = strlen(h_admin);
-	if (pl >= sizeof sa.sun_path) {
-		close(s);
-		return NULL;
-	}
-	memcpy(sa.sun_path, h_admin, pl + 1);
-	if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(s);
-		return NULL;
-	}
 	size_t cap = 1 << 16, n = 0;
 	char *buf = malloc(cap);
 	int64_t until = h_now() + 10000;

@@ -7,18 +7,15 @@
  * the request by in_reply_to, and so does a REQUEST_ACCEPTED entry by
  * message_id), and the log must verify (here and with `qiao audit verify`).
  */
-#include "audit_log.h"
 #include "gw_harness.h"
+#include "audit_check.h"
 
 #define ROUNDS 4
 #define WINDOW 32
 #define MAX_ANSWERED 200000
 
-static const char *const s_services =
-	"      { name = \"echo.v1\"; request = \"test.v1.Echo\"; response = \"test.v1.Echo\";\n"
-	"        class = \"unconditional\"; }\n";
-static const char *const s_policy =
-	"  { consumer = \"" BANK_B "\"; service = \"" PRV "/echo.v1\"; class = \"unconditional\"; }\n";
+static const char *const s_services = H_ECHO_SERVICES;
+static const char *const s_policy = H_ECHO_POLICY(BANK_B);
 
 static struct {
 	pthread_mutex_t mu;
@@ -83,105 +80,32 @@ static void s_load(qiao_adapter_t *a, int ms)
 	pthread_mutex_unlock(&L.mu);
 }
 
-struct seen {
-	uint8_t (*ids)[16];
-	uint8_t *accepted, *delivered;
-	uint64_t n;
-};
-
-static int s_find(const struct seen *s, const uint8_t *id)
-{
-	/* ids are random: a linear scan over a sorted copy would be nicer;
-	 * the counts here are small enough for bsearch over the sorted array */
-	uint64_t lo = 0, hi = s->n;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi) / 2;
-		int c = memcmp(s->ids[mid], id, 16);
-		if (c == 0)
-			return (int)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-static int s_cmp16(const void *a, const void *b)
-{
-	return memcmp(a, b, 16);
-}
-
-static int s_scan(void *arg, uint64_t index, const uint8_t *b, size_t len, const Qiao__V1__AuditEntry *e)
-{
-	(void)index, (void)b, (void)len;
-	struct seen *s = arg;
-	if (e->event_type == QIAO__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_RESPONSE_DELIVERED && e->in_reply_to.len == 16) {
-		int k = s_find(s, e->in_reply_to.data);
-		if (k >= 0)
-			s->delivered[k] = 1;
-	}
-	if (e->event_type == QIAO__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_REQUEST_ACCEPTED && e->message_id.len == 16) {
-		int k = s_find(s, e->message_id.data);
-		if (k >= 0)
-			s->accepted[k] = 1;
-	}
-	return 0;
-}
-
 static void s_check_log(void)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/store", h_dir);
-	qiao_store_t *st = NULL;
-	struct qiao_store_opts o = {0};
-	o.read_only = 1;
-	CHECK_RC(qiao_store_open(&st, dir, &o));
-	if (!st)
-		return;
-	audit_log_t *log = NULL;
-	struct audit_cfg ac = {.store_dir = dir, .read_only = 1};
-	char err[256];
-	CHECK_RC(audit_log_open(st, &ac, &log, err, sizeof err));
-	qiao_txn_t *t = NULL;
-	CHECK_RC(qiao_txn_begin(st, 0, &t));
-	uint64_t n = L.answered < MAX_ANSWERED ? L.answered : MAX_ANSWERED;
-	struct seen s = {.ids = L.ids, .n = n, .accepted = calloc(n + 1, 1), .delivered = calloc(n + 1, 1)};
-	qsort(s.ids, n, 16, s_cmp16);
-	struct audit_query q = {0};
-	if (log && t)
-		CHECK_RC(audit_log_query(log, t, &q, s_scan, &s));
-	uint64_t miss_d = 0, miss_a = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		miss_d += !s.delivered[i];
-		miss_a += !s.accepted[i];
-	}
+	struct ac_store a;
+	bool open = ac_open(&a, dir);
+	uint64_t n = L.answered < MAX_ANSWERED ? L.answered : MAX_ANSWERED, miss_d = n, miss_a = n;
+	if (open)
+		ac_missing(&a, L.ids, n, &miss_a, &miss_d);
 	printf("  %llu answered exchanges: %llu without RESPONSE_DELIVERED, %llu without REQUEST_ACCEPTED\n",
 	       (unsigned long long)n, (unsigned long long)miss_d, (unsigned long long)miss_a);
 	CHECK(n > 100);
 	CHECK(miss_d == 0);
 	CHECK(miss_a == 0);
 	struct audit_verify_report r;
-	if (log && t) {
-		CHECK_RC(audit_log_verify(log, t, NULL, 1, NULL, NULL, &r));
+	if (open) {
+		CHECK_RC(audit_log_verify(a.log, a.t, NULL, 1, NULL, NULL, &r));
 		CHECK(r.ok);
 		printf("  log: %llu entries, %llu signatures and %llu checkpoints verified%s%s\n",
 		       (unsigned long long)r.entries, (unsigned long long)r.signatures,
 		       (unsigned long long)r.checkpoints, r.ok ? "" : ": ", r.ok ? "" : r.reason);
 	}
-	free(s.accepted);
-	free(s.delivered);
-	qiao_txn_abort(&t);
-	audit_log_close(&log);
-	qiao_store_close(&st);
+	ac_close(&a);
 
 	/* and the CLI agrees */
-	char q_bin[PATH_MAX], out[4096];
-	snprintf(q_bin, sizeof q_bin, "%s/gateway/qiao", getenv("QIAO_BIN"));
-	char *argv[] = {q_bin, "audit", "verify", "--store", dir, NULL};
-	int st2 = h_run(argv, out, sizeof out);
-	printf("  qiao audit verify: %s", out);
-	CHECK(h_exited_0(st2));
+	ac_cli_verify(dir);
 }
 
 int main(void)

@@ -23,8 +23,8 @@
  * 5 s it holds a failure).
  */
 #define _GNU_SOURCE
-#include "audit_log.h"
 #include "gw_harness.h"
+#include "audit_check.h"
 
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -33,11 +33,8 @@
 #define MAX_ANSWERED 200000
 #define ECHO_SVC PRV "/echo.v1"
 
-static const char *const s_services =
-	"      { name = \"echo.v1\"; request = \"test.v1.Echo\"; response = \"test.v1.Echo\";\n"
-	"        class = \"unconditional\"; }\n";
-static const char *const s_policy =
-	"  { consumer = \"" BANK_B "\"; service = \"" PRV "/echo.v1\"; class = \"unconditional\"; }\n";
+static const char *const s_services = H_ECHO_SERVICES;
+static const char *const s_policy = H_ECHO_POLICY(BANK_B);
 
 static int s_mport;
 static char s_store[PATH_MAX];  /* the store directory */
@@ -220,37 +217,6 @@ static int s_health(char *body, size_t blen)
 
 /* ---- the audit log --------------------------------------------------------- */
 
-struct seen {
-	uint8_t (*ids)[16];
-	uint8_t *accepted, *delivered;
-	uint64_t n;
-};
-
-static int s_cmp16(const void *a, const void *b)
-{
-	return memcmp(a, b, 16);
-}
-
-static int s_find(const struct seen *s, const uint8_t *id)
-{
-	uint8_t(*hit)[16] = bsearch(id, s->ids, s->n, 16, s_cmp16);
-	return hit ? (int)(hit - s->ids) : -1;
-}
-
-static int s_scan(void *arg, uint64_t index, const uint8_t *b, size_t len, const Qiao__V1__AuditEntry *e)
-{
-	(void)index, (void)b, (void)len;
-	struct seen *s = arg;
-	int k;
-	if (e->event_type == QIAO__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_RESPONSE_DELIVERED && e->in_reply_to.len == 16 &&
-	    (k = s_find(s, e->in_reply_to.data)) >= 0)
-		s->delivered[k] = 1;
-	if (e->event_type == QIAO__V1__AUDIT_EVENT_TYPE__AUDIT_EVENT_TYPE_REQUEST_ACCEPTED && e->message_id.len == 16 &&
-	    (k = s_find(s, e->message_id.data)) >= 0)
-		s->accepted[k] = 1;
-	return 0;
-}
-
 /*
  * With the gateway stopped or dead: every answered exchange so far has its
  * REQUEST_ACCEPTED and RESPONSE_DELIVERED entries, the log verifies in
@@ -260,67 +226,44 @@ static int s_scan(void *arg, uint64_t index, const uint8_t *b, size_t len, const
  */
 static void s_check_log(const char *when, uint64_t *size, uint64_t keep, uint8_t root[AUDIT_HASH])
 {
-	qiao_store_t *st = NULL;
-	struct qiao_store_opts o = {.read_only = 1};
-	CHECK_RC(qiao_store_open(&st, s_store, &o));
-	if (!st) {
-		fprintf(stderr, "  %s: %s\n", when, qiao_store_last_error());
+	struct ac_store a;
+	if (!ac_open(&a, s_store)) {
+		fprintf(stderr, "  %s: the store or its audit log does not open\n", when);
+		ac_close(&a);
 		return;
 	}
-	audit_log_t *log = NULL;
-	struct audit_cfg ac = {.store_dir = s_store, .read_only = 1};
-	char err[256];
-	CHECK_RC(audit_log_open(st, &ac, &log, err, sizeof err));
-	qiao_txn_t *t = NULL;
-	CHECK_RC(qiao_txn_begin(st, 0, &t));
 	pthread_mutex_lock(&L.mu);
-	uint64_t n = L.answered < MAX_ANSWERED ? L.answered : MAX_ANSWERED;
-	struct seen s = {.ids = malloc(n * 16 + 1), .n = n, .accepted = calloc(n + 1, 1), .delivered = calloc(n + 1, 1)};
-	memcpy(s.ids, L.ids, n * 16);
+	uint64_t n = L.answered < MAX_ANSWERED ? L.answered : MAX_ANSWERED, miss_d = n, miss_a = n;
+	uint8_t(*ids)[16] = malloc(n * 16 + 1);
+	CHECK(ids != NULL);
+	if (ids)
+		memcpy(ids, L.ids, n * 16);
 	pthread_mutex_unlock(&L.mu);
-	qsort(s.ids, n, 16, s_cmp16);
-	uint64_t miss_d = 0, miss_a = 0;
-	if (log && t) {
-		struct audit_query q = {0};
-		CHECK_RC(audit_log_query(log, t, &q, s_scan, &s));
-		for (uint64_t i = 0; i < n; i++) {
-			miss_d += !s.delivered[i];
-			miss_a += !s.accepted[i];
-		}
-		CHECK_RC(audit_log_size(log, t, size));
-		struct audit_verify_report r;
-		memset(&r, 0, sizeof r);
-		CHECK_RC(audit_log_verify(log, t, NULL, 1, NULL, NULL, &r));
-		CHECK(r.ok);
-		uint8_t h[AUDIT_HASH];
-		if (keep) {
-			CHECK_RC(audit_log_root(log, t, keep, h));
-			CHECK(memcmp(h, root, AUDIT_HASH) == 0);
-		} else if (*size) {
-			CHECK_RC(audit_log_root(log, t, *size, root));
-		}
-		printf("  %s: %llu answered exchanges, %llu without RESPONSE_DELIVERED, %llu without REQUEST_ACCEPTED; "
-		       "log of %llu entries verifies: %s%s%s\n",
-		       when, (unsigned long long)n, (unsigned long long)miss_d, (unsigned long long)miss_a,
-		       (unsigned long long)*size, r.ok ? "yes" : "NO: ", r.ok ? "" : r.reason,
-		       keep ? (memcmp(h, root, AUDIT_HASH) == 0 ? "; earlier entries unchanged" : "; EARLIER ENTRIES CHANGED")
-			    : "");
+	if (ids)
+		ac_missing(&a, ids, n, &miss_a, &miss_d);
+	free(ids);
+	CHECK_RC(audit_log_size(a.log, a.t, size));
+	struct audit_verify_report r;
+	memset(&r, 0, sizeof r);
+	CHECK_RC(audit_log_verify(a.log, a.t, NULL, 1, NULL, NULL, &r));
+	CHECK(r.ok);
+	uint8_t h[AUDIT_HASH];
+	if (keep) {
+		CHECK_RC(audit_log_root(a.log, a.t, keep, h));
+		CHECK(memcmp(h, root, AUDIT_HASH) == 0);
+	} else if (*size) {
+		CHECK_RC(audit_log_root(a.log, a.t, *size, root));
 	}
+	printf("  %s: %llu answered exchanges, %llu without RESPONSE_DELIVERED, %llu without REQUEST_ACCEPTED; "
+	       "log of %llu entries verifies: %s%s%s\n",
+	       when, (unsigned long long)n, (unsigned long long)miss_d, (unsigned long long)miss_a,
+	       (unsigned long long)*size, r.ok ? "yes" : "NO: ", r.ok ? "" : r.reason,
+	       keep ? (memcmp(h, root, AUDIT_HASH) == 0 ? "; earlier entries unchanged" : "; EARLIER ENTRIES CHANGED")
+		    : "");
 	CHECK(miss_d == 0);
 	CHECK(miss_a == 0);
-	free(s.ids);
-	free(s.accepted);
-	free(s.delivered);
-	qiao_txn_abort(&t);
-	audit_log_close(&log);
-	qiao_store_close(&st);
-
-	char q_bin[PATH_MAX], out[4096];
-	snprintf(q_bin, sizeof q_bin, "%s/gateway/qiao", getenv("QIAO_BIN"));
-	char *argv[] = {q_bin, "audit", "verify", "--store", s_store, NULL};
-	int rc = h_run(argv, out, sizeof out);
-	CHECK(h_exited_0(rc));
-	printf("  qiao audit verify: %s", out);
+	ac_close(&a);
+	ac_cli_verify(s_store);
 }
 
 /* ---- the config ------------------------------------------------------------ */

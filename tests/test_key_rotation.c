@@ -47,14 +47,7 @@ static void s_config(const char *path, const struct keyset *prv, const struct ke
 	char t[8192];
 	snprintf(t, sizeof t,
 		 "# written by test_key_rotation\n"
-		 "gateway: {\n"
-		 "  member = \"" GWM "\";\n"
-		 "  key_file = \"%s\";\n"
-		 "  listen = [ \"%s\" ];\n"
-		 "  store = \"store\";\n"
-		 "  admin_socket = \"admin.sock\";\n"
-		 "  verify_threads = 2;\n"
-		 "};\n"
+		 H_GATEWAY_SECTION_FMT
 		 "limits: {\n"
 		 "  heartbeat_ms = %d;\n"
 		 "  heartbeat_liveness = 3;\n"

@@ -13,11 +13,8 @@
 
 #define REPLAY_TYPE 0x5250 /* the gateway's table "replay" */
 
-static const char *const s_services =
-	"      { name = \"echo.v1\"; request = \"test.v1.Echo\"; response = \"test.v1.Echo\";\n"
-	"        class = \"unconditional\"; }\n";
-static const char *const s_policy =
-	"  { consumer = \"" BANK_A "\"; service = \"" PRV "/echo.v1\"; class = \"unconditional\"; }\n";
+static const char *const s_services = H_ECHO_SERVICES;
+static const char *const s_policy = H_ECHO_POLICY(BANK_A);
 
 static void on_echo(void *arg, const struct qiao_request *req, struct qiao_responder *r)
 {
