@@ -925,6 +925,7 @@ struct vwalk {
 	struct vdup *dup;
 	uint64_t sigs_checked, sigs_dup;
 	struct vpool pool;
+	int oom; /* under fmu: a worker ran out of memory (the walk stops there; not a fault of the log) */
 };
 
 static void s_vfault(struct vwalk *w, uint64_t pos, uint64_t index, const char *fmt, ...)
@@ -941,6 +942,17 @@ static void s_vfault(struct vwalk *w, uint64_t pos, uint64_t index, const char *
 		w->r->ok = 0;
 		w->r->bad_index = index;
 	}
+	pthread_mutex_unlock(&w->fmu);
+}
+
+/* A worker ran out of memory at pos: the walk stops there as at a fault
+ * (nothing after it is counted as checked), but the result is QIAO_ENOMEM,
+ * not a verdict on the log. */
+static void s_voom(struct vwalk *w, uint64_t pos, uint64_t index, const char *what)
+{
+	s_vfault(w, pos, index, "entry %llu: out of memory %s", (unsigned long long)index, what);
+	pthread_mutex_lock(&w->fmu);
+	w->oom = 1;
 	pthread_mutex_unlock(&w->fmu);
 }
 
@@ -1228,8 +1240,7 @@ static void s_stage_a(void *arg, size_t item)
 		ProtobufCAllocator pa = {s_arena_alloc, s_arena_free, ar};
 		v->e = qiao__v1__audit_entry__unpack(&pa, v->len, b);
 		if (!v->e && ar->oom) {
-			s_vfault(w, POS(index, POS_DECODE), index, "entry %llu: out of memory decoding it",
-				 (unsigned long long)index);
+			s_voom(w, POS(index, POS_DECODE), index, "decoding it");
 			return;
 		}
 		if (!v->e) {
@@ -1332,6 +1343,12 @@ static int s_stage_b(struct vwalk *w, struct vchunk *c)
 			/* any key the directory lists for the signer (two during a rotation) */
 			for (v->npk = 0; pk && v->npk < VMAXKEYS; pk = s_dir_key(w, e->signer, &from))
 				memcpy(v->pk[v->npk++], pk, 32);
+			if (pk) { /* never written by a gateway: a member has at most 2 */
+				s_vfault(w, POS(index, POS_KEYS), index,
+					 "entry %llu: the key directory lists more than %d keys for signer %s",
+					 (unsigned long long)index, VMAXKEYS, e->signer);
+				break;
+			}
 			if (e->header_signature.len != 64) {
 				s_vfault(w, POS(index, POS_SIG), index, "entry %llu: the header signature by %s does not verify",
 					 (unsigned long long)index, e->signer);
@@ -1441,8 +1458,7 @@ static void s_stage_c(void *arg, size_t item)
 		}
 		uint64_t index = c->first + i;
 		if (!m) {
-			s_vfault(w, POS(index, POS_SIG), index, "entry %llu: out of memory checking its signature",
-				 (unsigned long long)index);
+			s_voom(w, POS(index, POS_SIG), index, "checking its signature");
 			continue;
 		}
 		memcpy(m, QIAO_SIG_PREFIX, QIAO_SIG_PREFIX_LEN);
@@ -1603,7 +1619,11 @@ static int s_walk(struct vwalk *w)
 			w->sigs_dup += c->v[i].sig == 2;
 		}
 		s_chunk_free_entries(c, 0);
-		if (fpos != UINT64_MAX)
+		/* a fault found while reading the next chunk ahead (a gap, a
+		 * malformed or misplaced key) lies in that chunk: its entries
+		 * before the fault are still checked, so that the report names
+		 * the lowest fault; the read ahead stopped at the fault */
+		if (fpos != UINT64_MAX && fpos < POS(c->first + c->n, 0))
 			break;
 		if (w->progress && c->n == VCHUNK && ((c->first + VCHUNK) & 0xffff) == 0)
 			w->progress(w->parg, c->first + VCHUNK, w->r->size);
@@ -1618,6 +1638,11 @@ static int s_walk(struct vwalk *w)
 	w->dup = NULL;
 	for (unsigned L = 0; L < 64; L++)
 		free(w->nodes[L]);
+	pthread_mutex_lock(&w->fmu);
+	int oom = w->oom;
+	pthread_mutex_unlock(&w->fmu);
+	if (rc == 0 && oom)
+		rc = QIAO_ENOMEM;
 	if (rc == 0 && s_vfault_pos(w) != UINT64_MAX)
 		rc = QIAO_EBADSIG;
 	return rc;

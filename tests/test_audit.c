@@ -467,9 +467,9 @@ static void test_big_log(void)
 	free(orig);
 	CHECK_RC(s_verify_same(&f, 0, &r));
 
-	/* several faults: a forged signature at 4500, a flipped byte at 8200,
-	 * a deleted entry at 8900: the first is named, whatever the threads */
-	s_forge_sig(&f, 4500);
+	/* several faults: a flipped byte at 8200, a deleted entry at 8900 (both
+	 * in the chunk read ahead while the one before is checked), then also
+	 * a forged signature at 4500: the first is named, whatever the threads */
 	uint8_t k[8], *a = NULL;
 	size_t al = 0;
 	s_be64(k, 8200);
@@ -481,6 +481,12 @@ static void test_big_log(void)
 	free(a);
 	s_be64(k, 8900);
 	CHECK_RC(s_raw_del(&f, "audit_entry", T_ENTRY, k, 8));
+	for (int sigs = 1; sigs >= 0; sigs--) {
+		CHECK_ERR(s_verify_same(&f, sigs, &r), QIAO_EBADSIG);
+		CHECK(r.bad_index == 8200 && r.entries == 8200);
+		printf("a changed entry before a gap, %s: %s\n", sigs ? "with signatures" : "structure only", r.reason);
+	}
+	s_forge_sig(&f, 4500);
 	CHECK_ERR(s_verify_same(&f, 1, &r), QIAO_EBADSIG);
 	CHECK(r.bad_index == 4500 && strstr(r.reason, "header signature") != NULL && r.entries == 4500);
 	printf("several faults, with signatures: %s\n", r.reason);
