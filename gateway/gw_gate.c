@@ -1303,8 +1303,10 @@ static int s_replay_seen(gw_gate_t *g, const Qiao__V1__Header *h)
 	if (gw_map_get(g->recent, id, QIAO_MSGID_LEN))
 		return 1;
 	qiao_txn_t *t = NULL;
+	/* a lookup that fails is no proof of freshness (the record's insert
+	 * would not catch a record under a store's older id-only key) */
 	if (qiao_txn_begin(g->st, 0, &t) != 0)
-		return 0; /* the commit of the record will fail on a duplicate anyway */
+		return -1;
 	uint8_t key[REPLAY_KEY_LEN];
 	s_replay_key(h, key);
 	void *v = NULL;
@@ -1319,7 +1321,7 @@ static int s_replay_seen(gw_gate_t *g, const Qiao__V1__Header *h)
 		free(v);
 	}
 	qiao_txn_abort(&t);
-	return rc == 0;
+	return rc == 0 ? 1 : rc == QIAO_ENOTFOUND ? 0 : -1;
 }
 
 /* Writer thread: one audit entry from its event. */
@@ -1613,7 +1615,18 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 		qiao_envelope_destroy(&env);
 		return;
 	}
-	if (s_replay_seen(g, h)) {
+	int seen = s_replay_seen(g, h);
+	if (seen < 0) {
+		if (is_req)
+			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
+				STORE_RETRY_MS, "the gateway's store cannot be read: the replay check failed");
+		else
+			s_notice(g, c->rid, c->rid_len, QIAO__V1__ERROR_CODE__UNAVAILABLE,
+				 "answer refused: the gateway's store cannot be read (replay check)");
+		qiao_envelope_destroy(&env);
+		return;
+	}
+	if (seen) {
 		g->c.replays++;
 		if (is_req)
 			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__REPLAY, "message_id", NULL,
@@ -1623,10 +1636,12 @@ static void s_on_envelope(gw_gate_t *g, struct conn *c, const struct qiao_frame 
 		qiao_envelope_destroy(&env);
 		return;
 	}
-	if (g->outstanding + gw_map_count(g->pending) >= lim->max_pending) {
-		if (is_req)
-			s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
-				"the gateway is at its limit of %u messages in progress", lim->max_pending);
+	/* an answer is not held to max_pending: it ends a pending request
+	 * (one that matches none is dropped after its verification), and
+	 * refusing it would keep the gateway at its limit until timeouts */
+	if (is_req && g->outstanding + gw_map_count(g->pending) >= lim->max_pending) {
+		s_error(g, env, c->rid, c->rid_len, c->member, QIAO__V1__ERROR_CODE__BUSY, NULL, NULL, 100,
+			"the gateway is at its limit of %u messages in progress", lim->max_pending);
 		qiao_envelope_destroy(&env);
 		return;
 	}
@@ -2496,7 +2511,22 @@ static const char *s_store_why(int rc)
 		return "the gateway's disk is full";
 	if (rc == QIAO_ESTOREBUSY)
 		return "the gateway's store is overloaded";
+	if (rc == QIAO_ENOMEM)
+		return "the gateway is out of memory";
 	return "the gateway's store cannot be written";
+}
+
+/* A commit refused for overload (the group-commit queue full, memory
+ * short) rather than by the store: the store itself is fine. */
+static int s_commit_overload(int rc)
+{
+	return rc == QIAO_ESTOREBUSY || rc == QIAO_ENOMEM;
+}
+
+/* retry_after_ms for a commit that failed with rc */
+static uint32_t s_store_retry(int rc)
+{
+	return s_commit_overload(rc) ? 100 : STORE_RETRY_MS;
 }
 
 /* A job's commit failed: the message id was seen (replay), or the store
@@ -2534,7 +2564,7 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 		char why[200], msg[200];
 		snprintf(msg, sizeof msg, "%s: the gateway cannot record the request durably", s_store_why(j->rc));
 		qiao_envelope_t *out = s_seal_error(g, j->env, j->member, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL, NULL,
-						    STORE_RETRY_MS, msg, why, sizeof why);
+						    s_store_retry(j->rc), msg, why, sizeof why);
 		if (out) {
 			struct qiao_frame f[4];
 			qiao_envelope_frames(out, f);
@@ -2560,7 +2590,7 @@ static void s_commit_failed(gw_gate_t *g, struct job *j)
 				 "is withheld",
 				 s_store_why(j->rc));
 			qiao_envelope_t *out = s_seal_error(g, p->req, p->requester, QIAO__V1__ERROR_CODE__UNAVAILABLE, NULL,
-							    NULL, STORE_RETRY_MS, msg, why, sizeof why);
+							    NULL, s_store_retry(j->rc), msg, why, sizeof why);
 			if (out) {
 				struct qiao_frame f[4];
 				qiao_envelope_frames(out, f);
@@ -2606,6 +2636,8 @@ static void s_commit_outcome(gw_gate_t *g, struct job *j)
 {
 	if (j->rc == QIAO_EEXIST || (j->rc == 0 && !j->nev && !j->replay && !j->cache_op))
 		return;
+	if (s_commit_overload(j->rc))
+		return; /* an overload says nothing of the store's health */
 	if (j->rc != 0 && g->commits_failing++ == 0)
 		log_error("store.write_failing store=%s reason=\"%s\" hint=\"%s\"", gw_config_gateway(g->cfg)->store,
 			  qiao_strerror(j->rc), s_store_hint(j->rc));
