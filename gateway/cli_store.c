@@ -138,7 +138,9 @@ static int s_copy_index_key(const char *store, const char *dest)
 		}
 		for (ssize_t off = 0; ok && off < n;) {
 			ssize_t w = write(out, buf + off, (size_t)(n - off));
-			if (w < 0 && errno != EINTR)
+			if (w == 0)
+				errno = EIO; /* no progress: never loop on it */
+			if (w == 0 || (w < 0 && errno != EINTR))
 				ok = 0;
 			else if (w > 0)
 				off += w;
