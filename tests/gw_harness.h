@@ -453,6 +453,19 @@ H_FN long long h_proc_field(pid_t pid, const char *file, const char *field)
 	return v;
 }
 
+/* A TCP socket connected to 127.0.0.1:port, or -1. */
+H_FN int h_tcp_connect(int port)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		close(s);
+		s = -1;
+	}
+	return s;
+}
+
 /* A stream socket connected to the Unix socket `path`, or -1. */
 H_FN int h_unix_connect(const char *path)
 {

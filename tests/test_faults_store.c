@@ -170,14 +170,9 @@ static int s_calls_ok(int n, bool show)
 static int s_http_get(const char *path, char *body, size_t blen)
 {
 	body[0] = '\0';
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s_mport)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		if (s >= 0)
-			close(s);
+	int s = h_tcp_connect(s_mport);
+	if (s < 0)
 		return 0;
-	}
 	char req[256];
 	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 	if (send(s, req, (size_t)n, MSG_NOSIGNAL) != n) {

@@ -51,14 +51,9 @@ static int s_http_raw(const char *req, size_t reqlen, char **body)
 {
 	if (body)
 		*body = NULL;
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s_mport)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		if (s >= 0)
-			close(s);
+	int s = h_tcp_connect(s_mport);
+	if (s < 0)
 		return -1;
-	}
 	size_t off = 0;
 	while (off < reqlen) {
 		ssize_t w = send(s, req + off, reqlen - off, MSG_NOSIGNAL);

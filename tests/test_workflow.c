@@ -31,14 +31,9 @@ static int s_metrics_port;
 /* GET http://127.0.0.1:<metrics port>PATH: the body (malloc'd) or NULL. */
 static char *s_http_get(const char *path)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s_metrics_port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		if (fd >= 0)
-			close(fd);
+	int fd = h_tcp_connect(s_metrics_port);
+	if (fd < 0)
 		return NULL;
-	}
 	char req[256];
 	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 	if (write(fd, req, (size_t)n) != n) {
