@@ -328,6 +328,29 @@ static bool s_start(void)
 	return up && served;
 }
 
+/* The time (ms since the epoch, from its UTC timestamp) of the gateway
+ * log's last line containing `needle`; 0 when there is none. */
+static int64_t s_last_log_ms(const char *needle)
+{
+	char *t = h_read_file(h_log);
+	int64_t at = 0;
+	for (const char *p = t; p && (p = strstr(p, needle)) != NULL; p++) {
+		const char *line = p;
+		while (line > t && line[-1] != '\n')
+			line--;
+		struct tm tm = {0};
+		int ms = 0;
+		if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+			   &tm.tm_min, &tm.tm_sec, &ms) == 7) {
+			tm.tm_year -= 1900;
+			tm.tm_mon -= 1;
+			at = (int64_t)timegm(&tm) * 1000 + ms;
+		}
+	}
+	free(t);
+	return at;
+}
+
 /* After a load into a full store or disk: the calls that could not be
  * recorded got UNAVAILABLE naming `cause`, none hung or got anything else,
  * the gateway runs, says so in its log and on /healthz (`reason`). */
@@ -350,10 +373,22 @@ static void s_check_refusals(const char *cause, const char *reason)
 	CHECK(h_log_has(reason));
 	char body[1024];
 	int st = s_health(body, sizeof body);
-	printf("  /healthz: %d %s\n", st, body);
-	CHECK(st == 503);
-	CHECK(strstr(body, "the last audit commit failed") != NULL);
-	CHECK(strstr(body, reason) != NULL);
+	/* /healthz stays 503 for 5 s after the last failed commit (the
+	 * gateway's STORE_HEALTH_HOLD_MS), published every 500 ms.  Plainly
+	 * the check comes well within that; under memcheck (QIAO_TIME_SCALE)
+	 * draining the last calls can take longer than the hold, and then the
+	 * verdict must be back to ok */
+	int64_t age = qiao_now_ms() - s_last_log_ms("event=audit.commit_failed");
+	printf("  /healthz: %d %s (%lld ms after the last failed commit)\n", st, body, (long long)age);
+	if (age < 5000 - 1000) {
+		CHECK(st == 503);
+		CHECK(strstr(body, "the last audit commit failed") != NULL);
+		CHECK(strstr(body, reason) != NULL);
+	} else {
+		CHECK(check_ms(1) > 1); /* only when slowed */
+		if (age > 5000 + 1000)
+			CHECK(st == 200 || strstr(body, reason) != NULL); /* ok, or failing again */
+	}
 }
 
 /* ---- 1. the map reaches its maximum ---------------------------------------- */
