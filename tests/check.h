@@ -73,4 +73,11 @@ static inline int check_ms(int ms)
 	return ms * scale;
 }
 
+/* The run is slowed on purpose (QIAO_TIME_SCALE > 1, e.g. ops/valgrind):
+ * tests with a light mode use it then and say so. */
+static inline int check_slowed(void)
+{
+	return check_ms(1) > 1;
+}
+
 #endif

@@ -52,11 +52,7 @@ static struct h_peer P;
  * memcheck, some 20x slower): fewer adapters and rounds, fewer good calls,
  * scaled waits; the RSS bound is not checked (memcheck's own allocator
  * decides the RSS), memcheck's leak check judges instead.  Every other
- * assertion stands. */
-static bool s_light(void)
-{
-	return check_ms(1) > 1;
-}
+ * assertion stands (check_slowed() below). */
 
 /* ---- the well-behaved SDK adapter, calling in a thread ------------------- */
 
@@ -184,11 +180,11 @@ static long s_wait_conns(long want, int ms)
 
 static void test_churn(void)
 {
-	const int n = s_light() ? 100 : UNDER_ASAN ? 200 : 1000, rounds = s_light() ? 3 : 5;
+	const int n = check_slowed() ? 100 : UNDER_ASAN ? 200 : 1000, rounds = check_slowed() ? 3 : 5;
 	printf("churn: %d adapters x %d rounds%s\n", n, rounds,
-	       s_light()    ? " (light mode: QIAO_TIME_SCALE > 1)"
-	       : UNDER_ASAN ? " (200 under ASan: its quarantine keeps what the gateway frees, ~50 MiB a round)"
-			    : "");
+	       check_slowed() ? " (light mode: QIAO_TIME_SCALE > 1)"
+	       : UNDER_ASAN   ? " (200 under ASan: its quarantine keeps what the gateway frees, ~50 MiB a round)"
+			      : "");
 	CHECK(gm_make(n) == 0);
 	zmq_ctx_set(h_zctx, ZMQ_MAX_SOCKETS, n + 64);
 	pthread_t th;
@@ -254,7 +250,7 @@ static void test_churn(void)
 	 * Leaking any one piece of a connection's state (a 16 KiB pipe chunk,
 	 * the 18 KiB decoder buffer, ...; ~100 KiB in all) would add at least
 	 * 16 KiB x n per round. */
-	if (!UNDER_ASAN && !s_light()) {
+	if (!UNDER_ASAN && !check_slowed()) {
 		long grown = rss[rounds - 1] - rss[1], limit = (long)(rounds - 2) * n * 16;
 		printf("  VmRSS grew %.1f MiB from round 2 to %d (a leak of 16 KiB a connection: %.1f MiB)\n",
 		       grown / 1024.0, rounds, limit / 1024.0);
@@ -404,7 +400,7 @@ static void test_flood(void)
 	CHECK(pthread_create(&tcp, NULL, s_tcp_main, NULL) == 0);
 	h_sleep_ms(1000); /* the flood is under way before the good calls start */
 	CHECK(pthread_create(&th, NULL, s_good_main, NULL) == 0);
-	const int want = s_light() ? 5 : UNDER_ASAN ? 15 : 40;
+	const int want = check_slowed() ? 5 : UNDER_ASAN ? 15 : 40;
 	int64_t until = h_now() + check_ms(60000);
 	long long vq_max = 0;
 	while (s_good_ok() < want && G.failed == 0 && h_now() < until) {
@@ -428,7 +424,7 @@ static void test_flood(void)
 	       total, s_flood_sent[0], s_flood_sent[1], s_flood_sent[2], s_flood_sent[3], s_flood_sent[4],
 	       s_flood_sent[5], s_flood_sent[6], s_flood_sent[7], s_tcp_sent);
 	CHECK(G.ok >= want && G.failed == 0);
-	CHECK(total > (s_light() ? 100UL : 1000UL));
+	CHECK(total > (check_slowed() ? 100UL : 1000UL));
 	json_t *st = gm_status();
 	CHECK(st != NULL);
 	long long notices = gm_counter(st, "notices"), badsig = gm_counter(st, "bad_signatures");

@@ -385,7 +385,7 @@ static void s_check_refusals(const char *cause, const char *reason)
 		CHECK(strstr(body, "the last audit commit failed") != NULL);
 		CHECK(strstr(body, reason) != NULL);
 	} else {
-		CHECK(check_ms(1) > 1); /* only when slowed */
+		CHECK(check_slowed());
 		if (age > 5000 + 1000)
 			CHECK(st == 200 || strstr(body, reason) != NULL); /* ok, or failing again */
 	}

@@ -788,7 +788,7 @@ int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
-	s_light = RUNNING_ON_VALGRIND || check_ms(1) > 1;
+	s_light = RUNNING_ON_VALGRIND || check_slowed();
 	if (s_light)
 		printf("light mode (%s): one byte flipped per proof hash instead of all 32\n",
 		       RUNNING_ON_VALGRIND ? "under valgrind" : "QIAO_TIME_SCALE > 1");
